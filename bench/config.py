@@ -1,0 +1,247 @@
+"""The sweep config: typed, validated, with one-line errors.
+
+A sweep is ``datasets × scenarios × seeds × methods``. Every error names the field
+(as a dotted path) and what is allowed, and is raised before any work starts.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bench.data import dataset_names, dataset_num_classes
+from bench.errors import UserError
+from bench.models import model_names
+from bench.registry import get_method, method_names
+from bench.splits import parse_scenario
+from bench.train import Recipe
+
+
+class DatasetConfig(BaseModel):
+    """One dataset of the sweep, the model trained on it and the original training recipe.
+
+    ``train_size`` / ``test_size`` take a fixed (seed 0), class-stratified subset,
+    the same for every sweep seed, to size a sweep for the CPU.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    model: str = "cnn"
+    train_size: int | None = Field(None, ge=10)
+    test_size: int | None = Field(None, ge=10)
+    recipe: Recipe = Recipe()
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        try:
+            dataset_num_classes(name)
+        except UserError as error:
+            raise ValueError(str(error)) from None
+        return name
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        if model not in model_names():
+            raise ValueError(f"unknown model {model!r}; allowed: {', '.join(model_names())}")
+        return model
+
+
+class MethodEntry(BaseModel):
+    """A method of the sweep: ``name`` labels its results, ``method`` is the registered
+    method, ``params`` its hyper-parameters (unset ones keep their defaults). One method
+    may appear several times under different names (ablations)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    method: str
+    params: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value, "method": value}
+        if isinstance(value, dict) and "method" not in value and "name" in value:
+            return {**value, "method": value["name"]}
+        return value
+
+    @model_validator(mode="after")
+    def _valid_params(self) -> "MethodEntry":
+        if self.method not in method_names():
+            raise ValueError(f"unknown method {self.method!r}; allowed: {', '.join(method_names())}")
+        config_class = get_method(self.method).Config
+        try:
+            config_class.model_validate(self.params)
+        except ValidationError as error:
+            raise ValueError(f"params of {self.method!r}: {_first_error(error, config_class)}") from None
+        return self
+
+    def resolved_params(self) -> dict[str, Any]:
+        """Every hyper-parameter, defaults included, as the method will see them."""
+        return get_method(self.method).Config.model_validate(self.params).model_dump()
+
+
+class SweepConfig(BaseModel):
+    """A whole sweep. ``methods: all`` means every registered method with its defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sweep: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    scenarios: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    methods: list[MethodEntry] = Field(min_length=1)
+    device: str = "auto"
+    eval_batch_size: int = Field(1024, ge=1)
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+            raise ValueError(f"unknown device {device!r}; allowed: auto, cpu, cuda, cuda:<index>")
+        return device
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _all_methods(cls, value: Any) -> Any:
+        return method_names() if value == "all" else value
+
+    @model_validator(mode="after")
+    def _checks(self) -> "SweepConfig":
+        for dataset in self.datasets:
+            for index, spec in enumerate(self.scenarios):
+                try:
+                    parse_scenario(spec, dataset_num_classes(dataset.name))
+                except UserError as error:
+                    raise ValueError(f"scenarios.{index} for dataset {dataset.name!r}: {error}") from None
+        names = [m.name for m in self.methods]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"methods: names must be unique (give variants a name of their own); repeated: {', '.join(duplicates)}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds: must be unique")
+        return self
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``list[X]`` or ``X | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the model reached by walking ``loc`` through nested models and lists."""
+    node: type[BaseModel] | None = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = node.model_fields.get(part) if node is not None else None
+        node = _model_in(field.annotation) if field is not None else None
+        if node is None:
+            return []
+    return list(node.model_fields)
+
+
+def _first_error(error: ValidationError, model: type[BaseModel]) -> str:
+    """One line for the first validation error: ``field.path: what is wrong; allowed: ...``."""
+    first = error.errors()[0]
+    loc = tuple(part for part in first["loc"] if part not in ("function-after[_valid_params(), MethodEntry]",))
+    path = ".".join(str(part) for part in loc)
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_fields(model, loc[:-1])
+        return f"{path}: unknown field; allowed: {', '.join(allowed)}"
+    if first["type"] == "missing":
+        return f"{path}: required field is missing"
+    message = re.sub(r"^(Value|Assertion) error, ", "", first["msg"])
+    return f"{path}: {message}" if path else message
+
+
+def apply_override(raw: dict, assignment: str) -> None:
+    """Apply ``key.path=value`` (value parsed as YAML) to the raw config mapping."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key:
+        raise UserError(f"--set {assignment!r}: expected key=value, e.g. --set datasets.0.recipe.epochs=2")
+    parts = key.split(".")
+    node: Any = raw
+    for part in parts[:-1]:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise UserError(f"--set {assignment!r}: {part!r} does not name an entry of the config")
+    last = parts[-1]
+    value = yaml.safe_load(text)
+    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise UserError(f"--set {assignment!r}: {last!r} does not name an entry of the config")
+
+
+def load_config(
+    path: str | Path,
+    overrides: list[str] = (),
+    seeds: list[int] | None = None,
+    methods: list[str] | None = None,
+) -> SweepConfig:
+    """Read, override and validate a sweep config; any problem is one :class:`UserError` line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {str(path)!r} not found; profiles: configs/quick.yaml, configs/cpu.yaml, configs/paper.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise UserError(f"config {str(path)!r} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"config {str(path)!r} must be a mapping with keys: {', '.join(SweepConfig.model_fields)}")
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    if seeds is not None:
+        raw["seeds"] = seeds
+    if methods is not None:
+        raw["methods"] = _select_methods(raw.get("methods", "all"), methods)
+    try:
+        return SweepConfig.model_validate(raw)
+    except ValidationError as error:
+        raise UserError(f"config {str(path)!r}: {_first_error(error, SweepConfig)}") from None
+
+
+def _select_methods(listed: Any, wanted: list[str]) -> list[Any]:
+    """Keep the config's entries named in ``wanted``; a registered name not in the config is added with its defaults."""
+    entries = method_names() if listed == "all" else list(listed or [])
+    by_name = {}
+    for entry in entries:
+        name = entry if isinstance(entry, str) else entry.get("name") if isinstance(entry, dict) else None
+        by_name[name] = entry
+    chosen = []
+    for name in wanted:
+        if name in by_name:
+            chosen.append(by_name[name])
+        elif name in method_names():
+            chosen.append(name)
+        else:
+            raise UserError(f"--methods: unknown method {name!r}; allowed: {', '.join(sorted(set(by_name) | set(method_names()) - {None}))}")
+    return chosen
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"{option} {text!r}: expected comma-separated integers, e.g. {option} 0,1,2") from None

@@ -1,0 +1,132 @@
+"""The method registry and the interface every unlearning method implements.
+
+A method is a class registered under a name with a typed ``Config`` of its
+hyper-parameters (defaults = the published values, cited in its docstring) and one
+entry point, ``unlearn(model, task) -> model``. Built-in methods live in the
+top-level ``methods`` package; third parties register through the entry-point
+group ``unlearn_bench.methods`` (the entry point names a module that calls
+:func:`register`, or the method class itself, registered under the entry point's name).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from bench.errors import UserError
+from bench.splits import Scenario
+from bench.train import CachedModel, Preprocess, Recipe
+
+ENTRY_POINT_GROUP = "unlearn_bench.methods"
+
+# What a method may declare in ``needs``; the harness provides it or marks the cell not applicable.
+KNOWN_NEEDS = {
+    "retrain_reference": "the cached model retrained from scratch on the retain set (only the retrain method may use it)",
+}
+
+
+class MethodConfig(BaseModel):
+    """Base of every method's hyper-parameters: typed, validated, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class UnlearnTask:
+    """Everything a method may use, and nothing else.
+
+    Images are uint8 ``(N, C, H, W)`` tensors on ``device``; ``preprocess`` turns a
+    batch into normalised floats (and augments it when given a generator);
+    ``recipe`` is the original model's training recipe; ``new_model(seed)`` builds a
+    fresh, untrained model of the same architecture on ``device``.
+    """
+
+    forget_x: torch.Tensor
+    forget_y: torch.Tensor
+    retain_x: torch.Tensor
+    retain_y: torch.Tensor
+    num_classes: int
+    scenario: Scenario
+    new_model: Callable[[int], nn.Module]
+    device: torch.device
+    generator: torch.Generator
+    preprocess: Preprocess
+    recipe: Recipe
+    seed: int
+    retrain_reference: Callable[[], CachedModel] | None = None
+    log: dict[str, Any] = field(default_factory=dict)
+    charged_seconds: float | None = None
+    """Set by a method whose work was done earlier and cached (retrain): the time it cost then."""
+
+
+class UnlearningMethod:
+    """Subclass, give a ``Config``, implement :meth:`unlearn`, and decorate with ``@register(name)``."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, config: MethodConfig | None = None):
+        self.config = config if config is not None else self.Config()
+
+    def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        """Return the unlearned model (``model`` is the caller's copy of the original; edit it freely)."""
+        raise NotImplementedError
+
+
+M = TypeVar("M", bound=type[UnlearningMethod])
+_METHODS: dict[str, type[UnlearningMethod]] = {}
+_loaded = False
+
+
+def register(name: str) -> Callable[[M], M]:
+    """Class decorator: register an :class:`UnlearningMethod` under ``name``."""
+
+    def decorator(cls: M) -> M:
+        if not (isinstance(cls, type) and issubclass(cls, UnlearningMethod)):
+            raise TypeError(f"@register({name!r}) needs an UnlearningMethod subclass, got {cls!r}")
+        unknown = set(cls.needs) - set(KNOWN_NEEDS)
+        if unknown:
+            raise TypeError(f"method {name!r} needs {sorted(unknown)}; known needs: {sorted(KNOWN_NEEDS)}")
+        cls.name = name
+        _METHODS[name] = cls
+        return cls
+
+    return decorator
+
+
+def load_plugins() -> None:
+    """Import the built-in methods and every entry point of ``unlearn_bench.methods`` (once)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import methods  # noqa: F401  (built-ins register on import)
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry.load()
+        except Exception as error:  # a broken plugin must not break the harness
+            print(f"warning: method plugin {entry.name!r} ({entry.value}) failed to load: {error}", file=sys.stderr)
+            continue
+        if isinstance(loaded, type) and issubclass(loaded, UnlearningMethod) and entry.name not in _METHODS:
+            register(entry.name)(loaded)
+
+
+def method_names() -> list[str]:
+    load_plugins()
+    return sorted(_METHODS)
+
+
+def get_method(name: str) -> type[UnlearningMethod]:
+    load_plugins()
+    if name not in _METHODS:
+        raise UserError(f"unknown method {name!r}; allowed: {', '.join(sorted(_METHODS))}")
+    return _METHODS[name]

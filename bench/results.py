@@ -1,0 +1,78 @@
+"""Run records (one JSON file per cell) and the tidy table rebuilt from them.
+
+A record is written atomically when its cell finishes, so the folder ``runs/`` is
+always a set of complete records; ``results.csv`` is derived from it and can be
+rebuilt at any time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.errors import UserError
+from bench.store import atomic_write_json, atomic_write_text
+
+COLUMNS = ["sweep", "dataset", "model", "scenario", "seed", "method", "status", "metric", "value"]
+STATUSES = ("ok", "failed", "not_applicable")
+REQUIRED = ("sweep", "dataset", "model", "scenario", "seed", "method", "status", "metrics")
+
+
+def runs_dir(out_dir: Path) -> Path:
+    return out_dir / "runs"
+
+
+def record_path(out_dir: Path, cell_id: str) -> Path:
+    return runs_dir(out_dir) / f"{cell_id}.json"
+
+
+def write_record(out_dir: Path, cell_id: str, record: dict[str, Any]) -> None:
+    atomic_write_json(record_path(out_dir, cell_id), record)
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """One run record; a malformed one is a :class:`UserError` naming the file."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"run record {str(path)!r} is unreadable: {error}") from None
+    if not isinstance(record, dict):
+        raise UserError(f"run record {str(path)!r} is not a JSON object")
+    missing = [key for key in REQUIRED if key not in record]
+    if missing:
+        raise UserError(f"run record {str(path)!r} lacks {', '.join(missing)}")
+    if record["status"] not in STATUSES:
+        raise UserError(f"run record {str(path)!r} has status {record['status']!r}; allowed: {', '.join(STATUSES)}")
+    return record
+
+
+def read_records(out_dir: Path) -> list[dict[str, Any]]:
+    """Every record under ``out_dir/runs``, in file-name order."""
+    return [read_record(path) for path in sorted(runs_dir(out_dir).glob("*.json"))]
+
+
+def tidy_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The long-table rows of one record: one per metric; a cell that did not run
+    (failed, not applicable) still gets one row, ``metric="status"`` with no value,
+    so the table holds every cell of the grid."""
+    base = {key: record[key] for key in COLUMNS[:7]}
+    if record["status"] != "ok" or not record["metrics"]:
+        return [{**base, "metric": "status", "value": math.nan}]
+    return [{**base, "metric": name, "value": value} for name, value in record["metrics"].items()]
+
+
+def tidy_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [row for record in records for row in tidy_rows(record)]
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def rebuild_results_csv(out_dir: Path) -> Path:
+    """Rebuild ``results.csv`` from the records (atomically) and return its path."""
+    table = tidy_table(read_records(out_dir))
+    path = out_dir / "results.csv"
+    atomic_write_text(path, table.to_csv(index=False))
+    return path

@@ -1,0 +1,111 @@
+"""Persistence: content hashes, atomic writes and verified safetensors checkpoints.
+
+Every artifact is written to a temporary file in the same folder and moved into
+place with ``os.replace``, so a reader never sees a half-written file. Nothing is
+ever unpickled: tensors go through safetensors, records through JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """SHA-256 of the canonical JSON form of ``obj``, truncated to ``length`` hex digits."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def tensor_sha256(tensor: torch.Tensor) -> str:
+    """SHA-256 of a tensor's bytes in C order (dtype and shape are not included)."""
+    array = tensor.detach().cpu().contiguous().numpy()
+    return hashlib.sha256(array.tobytes()).hexdigest()
+
+
+def tensors_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
+    """One SHA-256 over a name → tensor mapping, names sorted."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensor_sha256(tensors[name]).encode())
+    return digest.hexdigest()
+
+
+def _atomic_target(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that the file is either absent, old or complete."""
+    fd, tmp = _atomic_target(path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
+    """Save tensors atomically as safetensors, with a checksum of their content in the metadata."""
+    cpu = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    meta = dict(metadata)
+    meta["checksum"] = tensors_checksum(cpu)
+    fd, tmp = _atomic_target(path)
+    os.close(fd)
+    try:
+        save_file(cpu, tmp, metadata=meta)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The metadata header of a safetensors file (no tensor data is read)."""
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+    return dict(header.get("__metadata__", {}))
+
+
+def load_verified(path: Path, expected_key: str) -> tuple[dict[str, torch.Tensor], dict[str, str]] | None:
+    """Load a checkpoint only if it is intact and was made for ``expected_key``.
+
+    Returns None when the file is missing, unreadable, made for another key, or its
+    tensors do not match the checksum stored at save time: the caller then rebuilds it.
+    """
+    if not path.is_file():
+        return None
+    try:
+        metadata = read_metadata(path)
+        tensors = load_file(path)
+    except (OSError, ValueError, SafetensorError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if metadata.get("key") != expected_key:
+        return None
+    if metadata.get("checksum") != tensors_checksum(tensors):
+        return None
+    return tensors, metadata

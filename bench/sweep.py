@@ -1,0 +1,388 @@
+"""The sweep runner: config → grid of cells → run records and ``results.csv``.
+
+    python -m bench.sweep --config configs/quick.yaml [--out DIR] [--seeds 0,1,2]
+                          [--methods a,b] [--set key=value ...]
+
+For each (dataset, seed) the original model is trained once; for each
+(dataset, scenario, seed) the split is drawn and persisted and the model retrained
+on the retain set once; both are cached by content hash, across sweeps. Each cell
+runs its method on a copy of the original, evaluates the result with one pass per
+split, and writes one record atomically. A cell whose record is finished and was
+made from the same inputs is skipped, so running a command again resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.config import DatasetConfig, MethodEntry, SweepConfig, load_config, parse_int_list
+from bench.data import ImageData, cache_root, load_dataset, subsample
+from bench.errors import UserError, cli_main
+from bench.evaluate import SplitData, evaluate, save_logits
+from bench.models import build_model
+from bench.registry import UnlearnTask, get_method
+from bench.results import read_record, rebuild_results_csv, record_path, write_record
+from bench.splits import Scenario, Split, load_split, make_split, parse_scenario, save_split
+from bench.store import stable_hash
+from bench.train import CachedModel, Preprocess, cached_training, resolve_device, synchronize, train
+
+# Bump when a change to training makes cached models obsolete.
+TRAINING_VERSION = 1
+
+
+def derive_seed(seed: int, *parts: Any) -> int:
+    """A seed for one purpose (init, training order, a method) derived from the cell's seed."""
+    return int(stable_hash([seed, *parts], length=15), 16)
+
+
+def generator_for(seed: int, *parts: Any) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(seed, *parts))
+
+
+def dataset_slug(name: str) -> str:
+    if name.startswith("imagefolder:"):
+        return f"imagefolder-{stable_hash(name, 8)}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid: a method on one dataset, scenario and seed."""
+
+    dataset: DatasetConfig
+    scenario: Scenario
+    seed: int
+    method: MethodEntry
+
+    @property
+    def cell_id(self) -> str:
+        return f"{dataset_slug(self.dataset.name)}__{self.scenario.slug}__s{self.seed}__{self.method.name}"
+
+
+def plan_cells(config: SweepConfig, datasets: dict[str, "PreparedData"]) -> list[Cell]:
+    """The grid in run order: dataset, seed, scenario, method (so models are reused while in memory)."""
+    return [
+        Cell(dataset, parse_scenario(spec, datasets[dataset.name].data.num_classes), seed, method)
+        for dataset in config.datasets
+        for seed in config.seeds
+        for spec in config.scenarios
+        for method in config.methods
+    ]
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A dataset as the sweep uses it: subsampled, on the device, with its fingerprint."""
+
+    config: DatasetConfig
+    data: ImageData
+    fingerprint: str
+    preprocess: Preprocess
+
+
+def prepare_data(config: DatasetConfig, device: torch.device) -> PreparedData:
+    data = subsample(load_dataset(config.name), config.train_size, config.test_size)
+    fingerprint = data.fingerprint()
+    preprocess = Preprocess(data.mean, data.std, data.augment)
+    on_device = ImageData(
+        name=data.name,
+        train_x=data.train_x.to(device),
+        train_y=data.train_y.to(device),
+        test_x=data.test_x.to(device),
+        test_y=data.test_y.to(device),
+        classes=data.classes,
+        augment=data.augment,
+    )
+    return PreparedData(config, on_device, fingerprint, preprocess)
+
+
+def cell_key(cell: Cell, prepared: PreparedData) -> str:
+    """Hash of everything that determines a cell's result: a record with another key is stale."""
+    return stable_hash(
+        {
+            "dataset": cell.dataset.model_dump(),
+            "fingerprint": prepared.fingerprint,
+            "scenario": cell.scenario.spec,
+            "seed": cell.seed,
+            "method": cell.method.method,
+            "params": cell.method.resolved_params(),
+            "training_version": TRAINING_VERSION,
+        },
+        length=64,
+    )
+
+
+def is_finished(out_dir: Path, cell: Cell, key: str) -> bool:
+    """Finished = a record made from the same inputs that ran (ok) or cannot run (not applicable).
+    Failed cells run again, so a fixed method needs no manual clean-up."""
+    path = record_path(out_dir, cell.cell_id)
+    if not path.is_file():
+        return False
+    try:
+        record = read_record(path)
+    except UserError:
+        return False
+    return record.get("cell_key") == key and record["status"] in ("ok", "not_applicable")
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Where a record was produced: enough to tell two machines' numbers apart."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "hostname": platform.node(),
+        "git_commit": commit,
+    }
+
+
+class ModelStore:
+    """Original and retrained models of the (dataset, seed) being swept, trained once, cached."""
+
+    def __init__(self, cache_dir: Path, device: torch.device, progress: bool):
+        self.cache_dir = cache_dir
+        self.device = device
+        self.progress = progress
+        self._memo: dict[tuple, CachedModel] = {}
+
+    def _key_fields(self, prepared: PreparedData, seed: int, kind: str, **extra: Any) -> dict[str, Any]:
+        config = prepared.config
+        return {
+            "kind": kind,
+            "dataset": config.name,
+            "train_size": config.train_size,
+            "fingerprint": prepared.fingerprint,
+            "model": config.model,
+            "recipe": config.recipe.model_dump(),
+            "seed": seed,
+            "device_type": self.device.type,
+            "training_version": TRAINING_VERSION,
+            **extra,
+        }
+
+    def new_model(self, prepared: PreparedData, seed: int) -> nn.Module:
+        data = prepared.data
+        return build_model(prepared.config.model, data.channels, data.num_classes, data.image_size, seed).to(self.device)
+
+    def _trained(self, prepared: PreparedData, seed: int, kind: str, indices: torch.Tensor | None, **extra: Any) -> CachedModel:
+        memo_key = (prepared.config.name, seed, kind, tuple(sorted(extra.items())))
+        if memo_key not in self._memo:
+            if len(self._memo) > 8:
+                self._memo.clear()
+            data = prepared.data
+            images = data.train_x if indices is None else data.train_x[indices.to(data.train_x.device)]
+            labels = data.train_y if indices is None else data.train_y[indices.to(data.train_y.device)]
+            label = f"{kind} {prepared.config.name} s{seed}"
+            self._memo[memo_key] = cached_training(
+                self.cache_dir,
+                self._key_fields(prepared, seed, kind, **extra),
+                build=lambda: self.new_model(prepared, derive_seed(seed, "init")),
+                fit=lambda model: train(
+                    model, images, labels, prepared.config.recipe, prepared.preprocess,
+                    generator_for(seed, "train"), progress=label if self.progress else None,
+                ),
+            )
+        return self._memo[memo_key]
+
+    def original(self, prepared: PreparedData, seed: int) -> CachedModel:
+        return self._trained(prepared, seed, "original", None)
+
+    def retrained(self, prepared: PreparedData, seed: int, split: Split) -> CachedModel:
+        """Trained from the original's initialisation, with the original recipe, on the retain set."""
+        return self._trained(prepared, seed, "retrain", split.retain, forget_sha256=split.forget_sha256)
+
+
+def split_for(out_dir: Path, prepared: PreparedData, scenario: Scenario, seed: int) -> tuple[Split, Path]:
+    """Draw the split and persist it with the sweep (kept if already there and identical)."""
+    split = make_split(scenario, prepared.data.train_y.cpu(), seed)
+    path = out_dir / "splits" / f"{dataset_slug(prepared.config.name)}__{scenario.slug}__s{seed}.safetensors"
+    if load_split(path, split.forget_sha256) is None:
+        save_split(path, split)
+    return split, path
+
+
+def evaluation_splits(prepared: PreparedData, split: Split) -> dict[str, SplitData]:
+    data = prepared.data
+    forget, retain = split.forget.to(data.train_x.device), split.retain.to(data.train_x.device)
+    return {
+        "forget": SplitData(data.train_x[forget], data.train_y[forget].cpu().numpy()),
+        "retain": SplitData(data.train_x[retain], data.train_y[retain].cpu().numpy()),
+        "test": SplitData(data.test_x, data.test_y.cpu().numpy()),
+    }
+
+
+def non_finite_tensors(model: nn.Module) -> list[str]:
+    state = model.state_dict()
+    return [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
+def run_cell(
+    cell: Cell, prepared: PreparedData, models: ModelStore, out_dir: Path, config: SweepConfig, env: dict[str, Any]
+) -> dict[str, Any]:
+    """Run one method on one (dataset, scenario, seed), evaluate it, write its record, return it."""
+    split, split_file = split_for(out_dir, prepared, cell.scenario, cell.seed)
+    original = models.original(prepared, cell.seed)
+    data = prepared.data
+    forget, retain = split.forget.to(data.train_x.device), split.retain.to(data.train_x.device)
+    task = UnlearnTask(
+        forget_x=data.train_x[forget],
+        forget_y=data.train_y[forget],
+        retain_x=data.train_x[retain],
+        retain_y=data.train_y[retain],
+        num_classes=data.num_classes,
+        scenario=cell.scenario,
+        new_model=lambda seed: models.new_model(prepared, seed),
+        device=models.device,
+        generator=generator_for(cell.seed, "method", cell.method.name),
+        preprocess=prepared.preprocess,
+        recipe=prepared.config.recipe,
+        seed=cell.seed,
+    )
+    method_class = get_method(cell.method.method)
+    if "retrain_reference" in method_class.needs:
+        task.retrain_reference = lambda: models.retrained(prepared, cell.seed, split)
+    record: dict[str, Any] = {
+        "sweep": config.sweep,
+        "cell": cell.cell_id,
+        "cell_key": cell_key(cell, prepared),
+        "dataset": cell.dataset.name,
+        "model": cell.dataset.model,
+        "scenario": cell.scenario.spec,
+        "seed": cell.seed,
+        "method": cell.method.name,
+        "method_class": cell.method.method,
+        "params": cell.method.resolved_params(),
+        "dataset_config": cell.dataset.model_dump(),
+        "split": {
+            "file": str(split_file.relative_to(out_dir)),
+            "forget_size": len(split.forget),
+            "retain_size": len(split.retain),
+            "forget_sha256": split.forget_sha256,
+            "retain_sha256": split.retain_sha256,
+        },
+        "models": {"original_key": original.key, "original_train_s": original.train_seconds},
+        "env": env,
+        "metrics": {},
+        "timings": {},
+        "error": None,
+    }
+    try:
+        model = copy.deepcopy(original.model)
+        method = method_class(method_class.Config.model_validate(cell.method.params))
+        synchronize(models.device)
+        start = time.perf_counter()
+        unlearned = method.unlearn(model, task)
+        synchronize(models.device)
+        measured = time.perf_counter() - start
+        if not isinstance(unlearned, nn.Module):
+            raise TypeError(f"unlearn() returned {type(unlearned).__name__}, not a torch.nn.Module")
+        bad = non_finite_tensors(unlearned)
+        if bad:
+            raise FloatingPointError(f"non-finite weights after unlearning in {', '.join(bad[:3])}")
+        evaluation = evaluate(unlearned, evaluation_splits(prepared, split), cell.scenario, prepared.preprocess, config.eval_batch_size)
+    except Exception as error:  # a failing method never stops the sweep
+        record.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
+    else:
+        method_seconds = task.charged_seconds if task.charged_seconds is not None else measured
+        record["timings"] = {"method_s": method_seconds, "method_measured_s": measured, "eval_s": evaluation.seconds}
+        record["metrics"] = {**evaluation.metrics, "time_s": method_seconds, "eval_s": evaluation.seconds}
+        record["method_log"] = task.log
+        logits_file = record_path(out_dir, cell.cell_id).with_suffix(".logits.npz")
+        save_logits(logits_file, evaluation)
+        record.update(status="ok", logits_file=str(logits_file.relative_to(out_dir)))
+    record["finished_at"] = datetime.now(timezone.utc).isoformat()
+    write_record(out_dir, cell.cell_id, record)
+    return record
+
+
+@dataclass
+class SweepSummary:
+    out_dir: Path
+    results_csv: Path
+    ran: int
+    skipped: int
+    failed: list[str]
+
+
+def run_sweep(config: SweepConfig, out_dir: Path, cache_dir: Path | None = None, progress: bool = True) -> SweepSummary:
+    """Run every unfinished cell of the grid; rebuild ``results.csv`` even when interrupted."""
+    device = resolve_device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {config.device!r} asked for, but CUDA is not available; use device: auto or cpu")
+    datasets = {d.name: prepare_data(d, device) for d in config.datasets}  # data errors stop here, before any write
+    cells = plan_cells(config, datasets)
+    pending = [c for c in cells if not is_finished(out_dir, c, cell_key(c, datasets[c.dataset.name]))]
+    models = ModelStore((cache_dir or cache_root()) / "models", device, progress)
+    env = environment(device)
+    failed: list[str] = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        bar = tqdm(pending, desc=f"sweep {config.sweep}", unit="cell", disable=not progress)
+        for cell in bar:
+            bar.set_postfix_str(cell.cell_id, refresh=True)
+            record = run_cell(cell, datasets[cell.dataset.name], models, out_dir, config, env)
+            if record["status"] == "failed":
+                failed.append(cell.cell_id)
+                tqdm.write(f"cell {cell.cell_id} failed: {record['error']}", file=sys.stderr)
+    finally:
+        results_csv = rebuild_results_csv(out_dir)
+    return SweepSummary(out_dir, results_csv, len(pending), len(cells) - len(pending), failed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="sweep profile, e.g. configs/quick.yaml")
+    parser.add_argument("--out", help="results folder (default: results/<sweep>)")
+    parser.add_argument("--cache", help="model cache folder (default: $UNLEARN_CACHE or ~/.cache/unlearn-bench)")
+    parser.add_argument("--seeds", help="comma-separated seeds, replacing the config's")
+    parser.add_argument("--methods", help="comma-separated method names, replacing the config's")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config entry (dotted path), repeatable")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    seeds = parse_int_list(args.seeds, "--seeds") if args.seeds else None
+    methods = [m for m in args.methods.split(",") if m] if args.methods else None
+    config = load_config(args.config, args.set, seeds, methods)
+    out_dir = Path(args.out) if args.out else Path("results") / config.sweep
+    summary = run_sweep(config, out_dir, Path(args.cache) if args.cache else None, progress=not args.no_progress)
+    print(
+        f"sweep {config.sweep}: {summary.ran} cells run, {summary.skipped} already finished, "
+        f"{len(summary.failed)} failed; results: {summary.results_csv}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""THE training loop, its recipe, the batched data path, and cached trained models.
+
+Images stay uint8 in memory (on the model's device once moved); each step slices a
+batch of indices, then normalises and augments the whole batch with tensor
+operations (airbench's data path: no per-image Python). Original, retrained and
+any method that trains use :func:`train`; methods with unusual losses compose
+:func:`batch_indices`, :class:`Preprocess`, :func:`make_optimizer` and
+:func:`make_schedule` instead of copying the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.store import load_verified, save_tensors, stable_hash
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Recipe(BaseModel):
+    """How a model is trained. Defaults: SGD with Nesterov momentum 0.9, weight decay
+    5e-4 and a one-cycle schedule (Smith & Topin 2019), the usual CIFAR recipe."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    augment: bool = True  # use the dataset's augmentation (crop and flip for CIFAR-10), if it has one
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so wall-clock timings are honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA only; a no-op context on the CPU."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Batched normalisation and augmentation of uint8 images on their device.
+
+    ``augment="crop_flip"``: random crop with zero padding ``pad`` and random
+    horizontal flip, the standard CIFAR-10 augmentation (He et al. 2016).
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: str | None = None
+    pad: int = 4
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Normalise a uint8 batch; augment it too when a ``generator`` is given."""
+        x = images.float().div_(255)
+        if generator is not None and self.augment == "crop_flip":
+            x = random_crop(x, self.pad, generator)
+            x = random_flip(x, generator)
+        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+
+def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Crop each image of ``x`` (B, C, H, W) at a random offset from its zero-padded copy."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])[:, None, None, :]
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    channel = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flip each image horizontally with probability 1/2."""
+    flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def batch_indices(n: int, batch_size: int, generator: torch.Generator, shuffle: bool = True) -> Iterator[torch.Tensor]:
+    """Index batches over ``n`` samples, reshuffled from ``generator`` on every call."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    yield from order.split(batch_size)
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=recipe.lr,
+        momentum=recipe.momentum,
+        nesterov=recipe.nesterov and recipe.momentum > 0,
+        weight_decay=recipe.weight_decay,
+    )
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int):
+    """A per-step learning-rate schedule: one-cycle, cosine to zero, or constant."""
+    total_steps = max(1, total_steps)
+    if recipe.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=total_steps)
+    if recipe.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: 1.0)
+
+
+@dataclass
+class TrainLog:
+    """Mean training loss per epoch and the wall time of the whole run (device synchronised)."""
+
+    epoch_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    recipe: Recipe,
+    preprocess: Preprocess,
+    generator: torch.Generator,
+    loss_fn: LossFn | None = None,
+    progress: str | None = None,
+) -> TrainLog:
+    """Train ``model`` in place on uint8 ``images`` and int64 ``labels``.
+
+    The data is moved to the model's device once; every random choice (order,
+    augmentation) comes from ``generator``. ``loss_fn(logits, labels)`` defaults to
+    cross-entropy with the recipe's label smoothing.
+    """
+    device = next(model.parameters()).device
+    images, labels = images.to(device), labels.to(device)
+    loss_fn = loss_fn or (lambda logits, y: F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing))
+    augmenting = preprocess if recipe.augment else Preprocess(preprocess.mean, preprocess.std, None)
+    steps_per_epoch = math.ceil(len(labels) / recipe.batch_size)
+    optimizer = make_optimizer(model, recipe)
+    schedule = make_schedule(optimizer, recipe, recipe.epochs * steps_per_epoch)
+    log = TrainLog()
+    synchronize(device)
+    start = time.perf_counter()
+    model.train()
+    epochs = tqdm(range(recipe.epochs), desc=progress, leave=False, disable=progress is None, delay=2)
+    for _epoch in epochs:
+        total = torch.zeros((), device=device)
+        for index in batch_indices(len(labels), recipe.batch_size, generator):
+            index = index.to(device)
+            x = augmenting(images[index], generator)
+            with autocast(device):
+                loss = loss_fn(model(x), labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.detach() * len(index)
+        log.epoch_loss.append(float(total) / len(labels))
+        epochs.set_postfix(loss=f"{log.epoch_loss[-1]:.3f}")
+    synchronize(device)
+    log.seconds = time.perf_counter() - start
+    return log
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    """A trained model from the cache or fresh, with what its training cost."""
+
+    model: nn.Module
+    train_seconds: float
+    from_cache: bool
+    key: str
+
+
+def cached_training(
+    cache_dir: Path,
+    key_fields: dict,
+    build: Callable[[], nn.Module],
+    fit: Callable[[nn.Module], TrainLog],
+) -> CachedModel:
+    """Load the model trained for ``key_fields`` or train and cache it.
+
+    The key is the SHA-256 of everything that determines the weights. A file whose
+    stored key or content checksum does not match is trained again, never used.
+    """
+    key = stable_hash(key_fields, length=64)
+    path = cache_dir / f"{key[:32]}.safetensors"
+    loaded = load_verified(path, key)
+    model = build()
+    if loaded is not None:
+        tensors, metadata = loaded
+        device = next(model.parameters()).device
+        model.load_state_dict({name: t.to(device) for name, t in tensors.items()})
+        return CachedModel(model, float(metadata["train_seconds"]), True, key)
+    log = fit(model)
+    metadata = {"key": key, "fields": json.dumps(key_fields, sort_keys=True, default=str), "train_seconds": repr(log.seconds)}
+    save_tensors(path, model.state_dict(), metadata)
+    return CachedModel(model, log.seconds, False, key)

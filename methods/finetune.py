@@ -1,0 +1,44 @@
+"""Fine-tuning on the retain set ("catastrophic forgetting" baseline)."""
+
+from typing import Literal
+
+from pydantic import Field
+from torch import nn
+
+from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
+from bench.train import Recipe, train
+
+
+@register("finetune")
+class Finetune(UnlearningMethod):
+    """Continue training the original model on the retain set alone, so that the
+    forget set's influence fades (Golatkar et al. 2020, "Eternal Sunshine", the
+    fine-tune baseline). Defaults follow the fine-tune baseline of SalUn (Fan et al.
+    2024) and Jia et al. 2023 ("Model sparsity can simplify machine unlearning"):
+    5 epochs, SGD lr 0.02, momentum 0.9, weight decay 5e-4. The schedule (constant)
+    and batch size (the original recipe's) are chosen here.
+    """
+
+    class Config(MethodConfig):
+        epochs: int = Field(5, ge=1)
+        lr: float = Field(0.02, gt=0)
+        momentum: float = Field(0.9, ge=0, lt=1)
+        weight_decay: float = Field(5e-4, ge=0)
+        schedule: Literal["constant", "cosine", "onecycle"] = "constant"
+        batch_size: int | None = Field(None, ge=1)
+
+    def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        c = self.config
+        recipe = Recipe(
+            epochs=c.epochs,
+            batch_size=c.batch_size or task.recipe.batch_size,
+            lr=c.lr,
+            momentum=c.momentum,
+            nesterov=False,
+            weight_decay=c.weight_decay,
+            schedule=c.schedule,
+            augment=task.recipe.augment,
+        )
+        log = train(model, task.retain_x, task.retain_y, recipe, task.preprocess, task.generator)
+        task.log["epoch_loss"] = log.epoch_loss
+        return model

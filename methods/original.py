@@ -1,0 +1,13 @@
+"""The original model, untouched: the "no unlearning" reference row of every table."""
+
+from torch import nn
+
+from bench.registry import UnlearnTask, UnlearningMethod, register
+
+
+@register("original")
+class Original(UnlearningMethod):
+    """Returns the original model as it is, so it is evaluated like every method."""
+
+    def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
+        return model
