@@ -1,0 +1,34 @@
+"""List the registered unlearning methods with their hyper-parameters and defaults.
+
+    python -m bench.methods
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench.registry import get_method, method_names
+
+
+def describe(name: str) -> str:
+    method = get_method(name)
+    doc = (method.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    lines = [f"{name}  ({method.__module__}.{method.__qualname__})", f"    {' '.join(doc.split())}"]
+    if method.needs:
+        lines.append(f"    needs: {', '.join(sorted(method.needs))}")
+    fields = method.Config.model_fields
+    if not fields:
+        lines.append("    (no hyper-parameters)")
+    for field_name, field in fields.items():
+        annotation = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+        lines.append(f"    {field_name}: {annotation} = {field.default!r}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    print("\n\n".join(describe(name) for name in method_names()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

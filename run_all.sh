@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up .venv if needed, run the sweep of a profile (default: quick), build its report.
+#   ./run_all.sh [PROFILE|CONFIG.yaml] [sweep arguments...]
+# e.g. ./run_all.sh cpu --seeds 0   or   ./run_all.sh quick --methods retrain,finetune
+set -euo pipefail
+cd "$(dirname "$0")"
+profile="${1:-quick}"
+[ $# -gt 0 ] && shift
+if [ -f "$profile" ]; then
+  config="$profile"
+elif [ -f "configs/$profile.yaml" ]; then
+  config="configs/$profile.yaml"
+else
+  echo "error: unknown profile '$profile'; allowed: $(ls configs | sed 's/\.yaml$//' | tr '\n' ' ')or a path to a YAML config" >&2
+  exit 2
+fi
+source scripts/setup_env.sh
+out=""
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[$i]}" in
+    --out) out="${args[$((i + 1))]:-}" ;;
+    --out=*) out="${args[$i]#--out=}" ;;
+  esac
+done
+if [ -z "$out" ]; then
+  sweep="$(.venv/bin/python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["sweep"])' "$config" 2>/dev/null || true)"
+  out="results/${sweep:-$profile}"
+  args+=(--out "$out")
+fi
+start=$SECONDS
+.venv/bin/python -m bench.sweep --config "$config" "${args[@]}"
+.venv/bin/python -m bench.report --results "$out"
+echo "done in $((SECONDS - start)) s; results: $out/results.csv, run records: $out/runs/"

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Creates .venv when missing and installs the project with its dev extra; installs again
+# when pyproject.toml changed since the last install. Sourced by run_all.sh and run_tests.sh.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+stamp="$venv/.unlearn-bench-installed"
+want="$(sha256sum "$root/pyproject.toml" | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setting up $venv (first run: installs PyTorch, a few minutes)" >&2
+  "${PYTHON:-python3}" -m venv "$venv"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$root[dev]" >&2
+  echo "$want" > "$stamp"
+fi
