@@ -344,7 +344,7 @@ def _image_folder_data(name: str, root: Path, augment: str | None) -> ImageData:
     files = _list_images(root, classes)
     listing = [(str(p.relative_to(root)), p.stat().st_size) for part in ("train", "test") for p, _ in files[part]]
     key = hashlib.sha256(json.dumps([name, listing]).encode()).hexdigest()
-    cache_file = cache_root() / "datasets" / f"{name}-{key[:16]}.safetensors"
+    cache_file = cache_root() / "datasets" / f"{name.partition(':')[0]}-{key[:16]}.safetensors"
     cached = load_verified(cache_file, key)
     if cached is not None:
         tensors, _ = cached

@@ -87,6 +87,8 @@ def read_metadata(path: Path) -> dict[str, str]:
     """The metadata header of a safetensors file (no tensor data is read)."""
     with open(path, "rb") as handle:
         size = int.from_bytes(handle.read(8), "little")
+        if size > path.stat().st_size - 8:
+            raise ValueError(f"{path}: header length {size} exceeds the file")
         header = json.loads(handle.read(size))
     return dict(header.get("__metadata__", {}))
 

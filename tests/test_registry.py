@@ -1,0 +1,121 @@
+"""Methods: the registry, a method defined outside the project registered through its entry
+point, and a failing method recorded as failed without stopping the sweep."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.errors import UserError
+from bench.registry import UnlearningMethod, get_method, method_names, register
+from conftest import run_module, write_config
+
+PLUGIN = '''
+import torch
+from bench.registry import MethodConfig, UnlearningMethod, register
+
+
+@register("zero_head")
+class ZeroHead(UnlearningMethod):
+    """Zeroes the classifier head (a plugin registered by a decorator in its module)."""
+
+    class Config(MethodConfig):
+        scale: float = 0.0
+
+    def unlearn(self, model, task):
+        with torch.no_grad():
+            model.head.weight.mul_(self.config.scale)
+            model.head.bias.zero_()
+        return model
+
+
+class Explodes(UnlearningMethod):
+    """Raises: the sweep must record the cell as failed and go on (registered by entry point name)."""
+
+    def unlearn(self, model, task):
+        raise RuntimeError("boom from a plugin")
+
+
+class MakesNan(UnlearningMethod):
+    """Returns non-finite weights."""
+
+    def unlearn(self, model, task):
+        with torch.no_grad():
+            model.head.weight.fill_(float("nan"))
+        return model
+'''
+
+
+@pytest.fixture()
+def plugin_path(tmp_path) -> Path:
+    """An installed third-party distribution: a package and its dist-info with entry points."""
+    site = tmp_path / "site"
+    (site / "my_unlearning").mkdir(parents=True)
+    (site / "my_unlearning" / "__init__.py").write_text(PLUGIN)
+    info = site / "my_unlearning-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-unlearning\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        textwrap.dedent(
+            """\
+            [unlearn_bench.methods]
+            zero_head = my_unlearning
+            explodes = my_unlearning:Explodes
+            makes_nan = my_unlearning:MakesNan
+            """
+        )
+    )
+    return site
+
+
+def test_builtin_methods_are_registered():
+    assert {"original", "retrain", "finetune"} <= set(method_names())
+    assert get_method("finetune").Config().epochs == 5
+    with pytest.raises(UserError, match="unknown method 'nope'; allowed: "):
+        get_method("nope")
+
+
+def test_register_rejects_what_is_not_a_method():
+    with pytest.raises(TypeError, match="needs an UnlearningMethod subclass"):
+        register("x")(object)
+
+    class NeedsMagic(UnlearningMethod):
+        needs = frozenset({"magic"})
+
+    with pytest.raises(TypeError, match="known needs"):
+        register("needs_magic")(NeedsMagic)
+
+
+def test_entry_point_plugins_are_listed(plugin_path):
+    result = run_module("bench.methods", env={"PYTHONPATH": str(plugin_path)})
+    assert result.returncode == 0, result.stderr
+    assert "zero_head  (my_unlearning.ZeroHead)" in result.stdout
+    assert "scale: float = 0.0" in result.stdout
+    assert "explodes  (my_unlearning.Explodes)" in result.stdout
+
+
+def test_plugin_runs_and_failures_are_recorded(plugin_path, tmp_path):
+    config = write_config(
+        tmp_path / "c.yaml", scenarios=["class:3"], methods=["original", "zero_head", "explodes", "makes_nan"]
+    )
+    out = tmp_path / "out"
+    result = run_module("bench.sweep", "--config", str(config), "--out", str(out), "--no-progress",
+                        env={"PYTHONPATH": str(plugin_path)})
+    assert result.returncode == 0, result.stderr
+    assert "4 cells run, 0 already finished, 2 failed" in result.stdout
+    explodes = json.loads((out / "runs" / "digits__class3__s0__explodes.json").read_text())
+    assert explodes["status"] == "failed" and explodes["error"] == "RuntimeError: boom from a plugin"
+    assert "Traceback" in explodes["traceback"]
+    nan = json.loads((out / "runs" / "digits__class3__s0__makes_nan.json").read_text())
+    assert nan["status"] == "failed" and "non-finite weights" in nan["error"]
+    table = pd.read_csv(out / "results.csv")
+    zero = table[(table.method == "zero_head") & (table.metric == "test_acc")]
+    assert zero["status"].tolist() == ["ok"]
+    # a zeroed head predicts class 0 everywhere: test accuracy is the share of class 0 (36 of 360)
+    assert zero["value"].item() == pytest.approx(36 / 360)
+    failed = table[table.method.isin(["explodes", "makes_nan"])]
+    assert failed["status"].tolist() == ["failed", "failed"] and failed["metric"].tolist() == ["status", "status"]

@@ -1,0 +1,33 @@
+"""The two commands of the README, run as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+
+
+@pytest.mark.slow
+def test_run_all_quick_profile_end_to_end(tmp_path):
+    out = tmp_path / "quick"
+    result = subprocess.run(
+        ["./run_all.sh", "quick", "--out", str(out), "--no-progress"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"results: {out}/results.csv" in result.stdout and "tables:" in result.stdout
+    table = pd.read_csv(out / "results.csv")
+    # the whole grid: 1 dataset x 2 scenarios x 3 seeds x every registered method
+    methods = table["method"].unique()
+    assert len(table.groupby(["scenario", "seed", "method"]).size()) == 2 * 3 * len(methods)
+    assert {"original", "retrain", "finetune"} <= set(methods)
+    assert (out / "tables" / "digits__class-3.md").is_file()
+
+
+def test_run_all_rejects_an_unknown_profile():
+    result = subprocess.run(["./run_all.sh", "huge"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "unknown profile 'huge'; allowed: " in result.stderr

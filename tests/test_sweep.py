@@ -1,0 +1,129 @@
+"""The sweep: every cell recorded, resume, determinism, config errors, the retrain reference."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.config import load_config
+from bench.evaluate import load_logits
+from bench.results import COLUMNS
+from bench.sweep import main, run_sweep
+from conftest import ROOT, run_module, write_config
+
+
+def sweep(config_path, out, cache, *args):
+    result = run_module("bench.sweep", "--config", str(config_path), "--out", str(out), "--cache", str(cache), "--no-progress", *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_every_cell_is_recorded_and_a_rerun_resumes(tmp_path):
+    config = write_config(tmp_path / "c.yaml")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert "6 cells run, 0 already finished, 0 failed" in sweep(config, out, cache)
+    table = pd.read_csv(out / "results.csv")
+    assert list(table.columns) == COLUMNS
+    cells = table.groupby(["dataset", "scenario", "seed", "method"]).size()
+    assert len(cells) == 6 and set(table["status"]) == {"ok"}
+    record = json.loads((out / "runs" / "digits__class3__s0__retrain.json").read_text())
+    assert record["split"]["forget_size"] == 146  # class 3 in the 1,437 training digits
+    assert (out / record["split"]["file"]).is_file()
+    logits, labels = load_logits(out / record["logits_file"])
+    assert logits["forget"].shape == (146, 10) and (labels["forget"] == 3).all()
+    assert record["metrics"]["forget_acc"] == float((logits["forget"].argmax(1) == labels["forget"]).mean())
+
+    assert "0 cells run, 6 already finished" in sweep(config, out, cache)
+    (out / "runs" / "digits__random0.1__s0__finetune.json").unlink()
+    assert "1 cells run, 5 already finished" in sweep(config, out, cache)
+    # a changed hyper-parameter re-runs exactly that method's cells
+    assert "2 cells run, 4 already finished" in sweep(config, out, cache, "--set", "methods.2.params.lr=0.01")
+    # --seeds and --methods narrow or widen the grid; models of seed 1 are trained, seed 0's are reused
+    assert "2 cells run, 0 already finished" in sweep(config, out, cache, "--seeds", "1", "--methods", "original")
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
+    config = load_config(write_config(tmp_path / "c.yaml", scenarios=["random:0.1"]))
+    first = run_sweep(config, tmp_path / "a", tmp_path / "cache_a", progress=False)
+    second = run_sweep(config, tmp_path / "b", tmp_path / "cache_b", progress=False)
+    a, b = (pd.read_csv(s.results_csv) for s in (first, second))
+    quality = lambda t: t[~t.metric.isin(["time_s", "eval_s"])].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(quality(a), quality(b))
+    for name in ("original", "retrain", "finetune"):
+        la, _ = load_logits(tmp_path / "a" / "runs" / f"digits__random0.1__s0__{name}.logits.npz")
+        lb, _ = load_logits(tmp_path / "b" / "runs" / f"digits__random0.1__s0__{name}.logits.npz")
+        assert all(np.array_equal(la[k], lb[k]) for k in la)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("datasets.0.name=svhn", "datasets.0.name: unknown dataset 'svhn'; allowed: cifar10, digits, fashion_mnist, imagefolder, mnist"),
+        ("datasets.0.model=vgg", "datasets.0.model: unknown model 'vgg'; allowed: allcnn, cnn, resnet18"),
+        ("methods=[nope]", "methods.0: unknown method 'nope'; allowed: "),
+        ("datasets.0.recipe.epoch=2", "datasets.0.recipe.epoch: unknown field; allowed: epochs, batch_size, lr"),
+        ("datasets.0.recipe.epochs=two", "datasets.0.recipe.epochs: Input should be a valid integer"),
+        ("datasets.0.recipe.schedule=step", "datasets.0.recipe.schedule: Input should be 'onecycle', 'cosine' or 'constant'"),
+        ("scenarios=['class:10']", "scenarios.0 for dataset 'digits': scenario 'class:10': class must be an integer in 0..9"),
+        ("scenarios=['random:1.5']", r"scenario 'random:1.5': fraction must be a number in (0, 1)"),
+        ("scenarios=['pixel:3']", "unknown kind 'pixel'; allowed: class:<k>, random:<fraction>"),
+        ("methods=[{name: finetune, params: {epochs: 0}}]", "methods.0: params of 'finetune': epochs: Input should be greater than or equal to 1"),
+        ("methods=[{name: finetune, params: {lr_max: 1}}]", "methods.0: params of 'finetune': lr_max: unknown field; allowed: epochs, lr"),
+        ("colour=blue", "colour: unknown field; allowed: sweep, datasets, scenarios, seeds, methods, device, eval_batch_size"),
+        ("device=tpu", "device: unknown device 'tpu'; allowed: auto, cpu, cuda, cuda:<index>"),
+        ("seeds=[]", "seeds: List should have at least 1 item"),
+    ],
+)
+def test_config_errors_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, override, message):
+    config = write_config(tmp_path / "c.yaml")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--config", str(config), "--out", str(out), "--cache", str(tmp_path / "cache"), "--set", override])
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: config ")
+    assert message in lines[0]
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config", "configs/none.yaml"], "config file 'configs/none.yaml' not found"),
+        (["--config", "configs/quick.yaml", "--seeds", "0,x"], "--seeds '0,x': expected comma-separated integers"),
+        (["--config", "configs/quick.yaml", "--methods", "nope"], "--methods: unknown method 'nope'"),
+        (["--config", "configs/quick.yaml", "--set", "seeds"], "--set 'seeds': expected key=value"),
+    ],
+)
+def test_command_line_errors_exit_2(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_missing_data_exits_2_before_any_work(tmp_path):
+    config = write_config(tmp_path / "c.yaml", datasets=[{"name": "mnist"}])
+    result = run_module("bench.sweep", "--config", str(config), "--out", str(tmp_path / "out"),
+                        env={"UNLEARN_DATA": str(tmp_path / "nothing"), "UNLEARN_DOWNLOAD": "0"})
+    assert result.returncode == 2
+    assert "dataset 'mnist' not found in" in result.stderr and "UNLEARN_DATA" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_quick_profile_retrain_forgets_the_class_and_keeps_the_rest(tmp_path):
+    """The Done-when of the harness: on the quick profile, retrain's forget accuracy in class:3
+    is at most 1% and its test accuracy on the other classes within 2 points of the original's."""
+    config = load_config(ROOT / "configs" / "quick.yaml", seeds=[0], methods=["original", "retrain"],
+                         overrides=["scenarios=['class:3']"])
+    summary = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False)
+    table = pd.read_csv(summary.results_csv).set_index(["method", "metric"])["value"]
+    assert table[("retrain", "forget_acc")] <= 0.01
+    assert table[("retrain", "test_forget_class_acc")] <= 0.01
+    assert abs(table[("retrain", "test_rest_acc")] - table[("original", "test_rest_acc")]) <= 0.02
+    assert table[("original", "forget_acc")] >= 0.95

@@ -1,0 +1,102 @@
+"""The training loop: batched augmentation with known answers, learning, determinism, the cache."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from bench.data import load_dataset
+from bench.evaluate import predict_logits
+from bench.metrics import accuracy
+from bench.models import build_model
+from bench.train import Preprocess, Recipe, cached_training, make_optimizer, make_schedule, random_crop, random_flip, train
+
+
+def test_random_crop_takes_the_window_at_the_drawn_offset():
+    x = torch.arange(2 * 3 * 5 * 6, dtype=torch.float32).view(2, 3, 5, 6)
+    out = random_crop(x, 2, torch.Generator().manual_seed(7))
+    replay = torch.Generator().manual_seed(7)
+    dy = torch.randint(0, 5, (2,), generator=replay)
+    dx = torch.randint(0, 5, (2,), generator=replay)
+    padded = F.pad(x, (2, 2, 2, 2))
+    for b in range(2):
+        assert torch.equal(out[b], padded[b, :, dy[b] : dy[b] + 5, dx[b] : dx[b] + 6])
+    offsets = {tuple(torch.randint(0, 5, (2,), generator=replay).tolist()) for _ in range(50)}
+    assert len(offsets) > 10  # offsets vary from batch to batch
+
+
+def test_random_flip_flips_the_drawn_half():
+    x = torch.arange(64 * 4, dtype=torch.float32).view(64, 1, 1, 4)
+    out = random_flip(x, torch.Generator().manual_seed(3))
+    flipped = torch.rand(64, generator=torch.Generator().manual_seed(3)) < 0.5
+    assert torch.equal(out[flipped], x[flipped].flip(3))
+    assert torch.equal(out[~flipped], x[~flipped])
+    assert 16 < int(flipped.sum()) < 48
+
+
+def test_preprocess_normalises_and_augments_only_with_a_generator():
+    pre = Preprocess(mean=(0.5,), std=(0.25,), augment="crop_flip")
+    x = torch.tensor([[[[0, 255]]]], dtype=torch.uint8)
+    assert torch.allclose(pre(x), torch.tensor([[[[-2.0, 2.0]]]]))
+    augmented = pre(torch.full((4, 1, 8, 8), 255, dtype=torch.uint8), torch.Generator().manual_seed(0))
+    assert augmented.shape == (4, 1, 8, 8) and bool((augmented == -2.0).any())  # zero padding entered some crops
+
+
+def test_onecycle_peaks_at_the_recipe_lr():
+    model = torch.nn.Linear(2, 2)
+    recipe = Recipe(lr=0.3, schedule="onecycle")
+    optimizer = make_optimizer(model, recipe)
+    schedule = make_schedule(optimizer, recipe, 100)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert abs(max(rates) - 0.3) < 1e-3 and rates[0] < 0.02 and rates[-1] < 0.01
+
+
+def fit_digits(seed: int):
+    data = load_dataset("digits")
+    model = build_model("cnn", 1, 10, 8, seed=0)
+    pre = Preprocess(data.mean, data.std, None)
+    log = train(model, data.train_x, data.train_y, Recipe(epochs=8, batch_size=64, lr=0.05), pre, torch.Generator().manual_seed(seed))
+    return model, log, data, pre
+
+
+def test_training_learns_digits_and_is_deterministic():
+    model, log, data, pre = fit_digits(seed=1)
+    assert log.epoch_loss[-1] < 0.2 * log.epoch_loss[0]
+    assert accuracy(predict_logits(model, data.test_x, pre), data.test_y.numpy()) > 0.9
+    again, log_again, *_ = fit_digits(seed=1)
+    assert log.epoch_loss == log_again.epoch_loss
+    for a, b in zip(model.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_cache_hit_miss_and_corrupted_file(tmp_path):
+    fits = []
+
+    def fit(model):
+        fits.append(1)
+        with torch.no_grad():
+            model.weight.fill_(float(len(fits)))
+        from bench.train import TrainLog
+
+        return TrainLog([0.0], seconds=1.5)
+
+    build = lambda: torch.nn.Linear(3, 2)  # noqa: E731
+    first = cached_training(tmp_path, {"a": 1}, build, fit)
+    assert not first.from_cache and len(fits) == 1 and first.train_seconds == 1.5
+    hit = cached_training(tmp_path, {"a": 1}, build, fit)
+    assert hit.from_cache and len(fits) == 1 and torch.equal(hit.model.weight, first.model.weight)
+    assert hit.train_seconds == 1.5
+    miss = cached_training(tmp_path, {"a": 2}, build, fit)
+    assert not miss.from_cache and len(fits) == 2
+    path = next(p for p in tmp_path.glob("*.safetensors") if p.name.startswith(first.key[:32]))
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0xFF  # flip bits inside the weights: the checksum no longer matches
+    path.write_bytes(bytes(raw))
+    rebuilt = cached_training(tmp_path, {"a": 1}, build, fit)
+    assert not rebuilt.from_cache and len(fits) == 3
+    path.write_bytes(b"not a safetensors file")
+    assert not cached_training(tmp_path, {"a": 1}, build, fit).from_cache and len(fits) == 4
