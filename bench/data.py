@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -56,15 +56,15 @@ class ImageData:
     def image_size(self) -> int:
         return int(self.train_x.shape[-1])
 
-    @property
-    def mean(self) -> tuple[float, ...]:
-        """Per-channel mean of the training images in [0, 1]."""
-        return tuple((self.train_x.double() / 255).mean(dim=(0, 2, 3)).tolist())
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and standard deviation of the training images in [0, 1],
+        used to normalise them (one channel at a time, to bound the memory)."""
+        stats = [torch.var_mean(self.train_x[:, c].double() / 255) for c in range(self.channels)]
+        return tuple(float(m) for _, m in stats), tuple(float(v) ** 0.5 for v, _ in stats)
 
-    @property
-    def std(self) -> tuple[float, ...]:
-        """Per-channel standard deviation of the training images in [0, 1]."""
-        return tuple((self.train_x.double() / 255).std(dim=(0, 2, 3)).tolist())
+    def to(self, device: torch.device) -> "ImageData":
+        """The same dataset with its tensors on ``device``."""
+        return replace(self, **{k: getattr(self, k).to(device) for k in ("train_x", "train_y", "test_x", "test_y")})
 
     def fingerprint(self) -> str:
         """SHA-256 of the content: part of every cache key built on this data."""
@@ -158,15 +158,7 @@ def subsample(data: ImageData, train_size: int | None, test_size: int | None) ->
     """A fixed (seed 0), stratified subset of the train and test sets, the same for every sweep seed."""
     train = stratified_subset(data.train_y, train_size) if train_size else torch.arange(len(data.train_y))
     test = stratified_subset(data.test_y, test_size) if test_size else torch.arange(len(data.test_y))
-    return ImageData(
-        name=data.name,
-        train_x=data.train_x[train],
-        train_y=data.train_y[train],
-        test_x=data.test_x[test],
-        test_y=data.test_y[test],
-        classes=data.classes,
-        augment=data.augment,
-    )
+    return replace(data, train_x=data.train_x[train], train_y=data.train_y[train], test_x=data.test_x[test], test_y=data.test_y[test])
 
 
 # --- digits: scikit-learn's 8x8 digits, shipped with scikit-learn -----------------

@@ -100,17 +100,9 @@ class PreparedData:
 def prepare_data(config: DatasetConfig, device: torch.device) -> PreparedData:
     data = subsample(load_dataset(config.name), config.train_size, config.test_size)
     fingerprint = data.fingerprint()
-    preprocess = Preprocess(data.mean, data.std, data.augment)
-    on_device = ImageData(
-        name=data.name,
-        train_x=data.train_x.to(device),
-        train_y=data.train_y.to(device),
-        test_x=data.test_x.to(device),
-        test_y=data.test_y.to(device),
-        classes=data.classes,
-        augment=data.augment,
-    )
-    return PreparedData(config, on_device, fingerprint, preprocess)
+    mean, std = data.channel_stats()
+    preprocess = Preprocess(mean, std, data.augment)
+    return PreparedData(config, data.to(device), fingerprint, preprocess)
 
 
 def cell_key(cell: Cell, prepared: PreparedData) -> str:

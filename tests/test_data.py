@@ -112,3 +112,11 @@ def test_stratified_subset_keeps_class_shares():
     assert len(small.train_y) == 500 and len(small.test_y) == 100
     assert np.bincount(small.train_y.numpy()).min() >= 45
     assert torch.equal(data.subsample(d, 500, 100).train_x, small.train_x)
+
+
+def test_channel_stats_known_answer():
+    images = torch.tensor([[[[0, 255]], [[51, 51]]], [[[255, 0]], [[51, 51]]]], dtype=torch.uint8)  # (2, 2, 1, 2)
+    d = data.ImageData("t", images, torch.tensor([0, 1]), images, torch.tensor([0, 1]), ("a", "b"), None)
+    mean, std = d.channel_stats()
+    assert mean == pytest.approx((0.5, 0.2))
+    assert std == pytest.approx((np.std([0, 1, 1, 0], ddof=1), 0.0))

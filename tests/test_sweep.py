@@ -127,3 +127,21 @@ def test_quick_profile_retrain_forgets_the_class_and_keeps_the_rest(tmp_path):
     assert table[("retrain", "test_forget_class_acc")] <= 0.01
     assert abs(table[("retrain", "test_rest_acc")] - table[("original", "test_rest_acc")]) <= 0.02
     assert table[("original", "forget_acc")] >= 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, folder", [("mnist", "MNIST/raw"), ("fashion_mnist", "FashionMNIST/raw"), ("cifar10", "cifar10/train")])
+def test_sweep_on_real_data(tmp_path, name, folder):
+    """A small sweep on each real dataset: the original learns, retrain forgets class 3."""
+    from conftest import require_data
+
+    require_data(folder)
+    dataset = {"name": name, "train_size": 3000, "test_size": 1000, "recipe": {"epochs": 3, "batch_size": 128, "lr": 0.1}}
+    config = load_config(write_config(tmp_path / "c.yaml", datasets=[dataset], scenarios=["class:3"],
+                                      methods=["original", "retrain"]))
+    summary = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False)
+    table = pd.read_csv(summary.results_csv).set_index(["method", "metric"])["value"]
+    assert table[("original", "test_acc")] > {"mnist": 0.9, "fashion_mnist": 0.7, "cifar10": 0.3}[name]
+    assert table[("retrain", "forget_acc")] <= 0.01
+    record = json.loads((tmp_path / "out" / "runs" / f"{name}__class3__s0__retrain.json").read_text())
+    assert record["split"]["forget_size"] == 300 and record["split"]["retain_size"] == 2700

@@ -58,7 +58,7 @@ def test_onecycle_peaks_at_the_recipe_lr():
 def fit_digits(seed: int):
     data = load_dataset("digits")
     model = build_model("cnn", 1, 10, 8, seed=0)
-    pre = Preprocess(data.mean, data.std, None)
+    pre = Preprocess(*data.channel_stats(), None)
     log = train(model, data.train_x, data.train_y, Recipe(epochs=8, batch_size=64, lr=0.05), pre, torch.Generator().manual_seed(seed))
     return model, log, data, pre
 
