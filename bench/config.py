@@ -91,7 +91,8 @@ class MethodEntry(BaseModel):
 
 
 class SweepConfig(BaseModel):
-    """A whole sweep. ``methods: all`` means every registered method with its defaults."""
+    """A whole sweep. ``methods: all`` means every registered method with its defaults; a
+    list may hold ``all`` beside variants (``{name, method, params}``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -113,7 +114,16 @@ class SweepConfig(BaseModel):
     @field_validator("methods", mode="before")
     @classmethod
     def _all_methods(cls, value: Any) -> Any:
-        return method_names() if value == "all" else value
+        """``all`` (alone or as a list item) stands for every registered method with its defaults."""
+        if value == "all":
+            return method_names()
+        if isinstance(value, list) and "all" in value:
+            named = {e if isinstance(e, str) else e.get("name") for e in value if isinstance(e, (str, dict))}
+            expanded = []
+            for entry in value:
+                expanded += [m for m in method_names() if m not in named] if entry == "all" else [entry]
+            return expanded
+        return value
 
     @model_validator(mode="after")
     def _checks(self) -> "SweepConfig":

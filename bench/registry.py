@@ -23,13 +23,20 @@ from torch import nn
 from bench.errors import UserError
 from bench.splits import Scenario
 from bench.train import CachedModel, Preprocess, Recipe
+from bench.update_record import TrainingRecord
 
 ENTRY_POINT_GROUP = "unlearn_bench.methods"
 
 # What a method may declare in ``needs``; the harness provides it or marks the cell not applicable.
 KNOWN_NEEDS = {
     "retrain_reference": "the cached model retrained from scratch on the retain set (only the retrain method may use it)",
+    "training_record": "the summed updates of the original training's batches that held a forget sample (amnesiac_undo)",
 }
+
+
+class NotApplicable(Exception):
+    """Raised by a method that cannot run on this cell (the reason says why): the cell is
+    recorded as not applicable instead of failed."""
 
 
 class MethodConfig(BaseModel):
@@ -61,6 +68,7 @@ class UnlearnTask:
     recipe: Recipe
     seed: int
     retrain_reference: Callable[[], CachedModel] | None = None
+    training_record: TrainingRecord | None = None
     log: dict[str, Any] = field(default_factory=dict)
     charged_seconds: float | None = None
     """Set by a method whose work was done earlier and cached (retrain): the time it cost then."""

@@ -104,3 +104,15 @@ def load_split(path: Path, forget_sha256: str) -> Split | None:
         return None
     tensors, _ = loaded
     return Split(forget=tensors["forget"], retain=tensors["retain"])
+
+
+def per_class_subset(labels: torch.Tensor, per_class: int, generator: torch.Generator) -> torch.Tensor:
+    """A seeded subset with ``per_class`` samples of every class present (all of a class
+    that has fewer), as sorted positions into ``labels``."""
+    labels = labels.cpu()
+    chosen = []
+    for label in labels.unique().tolist():
+        members = torch.nonzero(labels == label).flatten()
+        order = torch.randperm(len(members), generator=generator)[:per_class]
+        chosen.append(members[order])
+    return torch.cat(chosen).sort().values

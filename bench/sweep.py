@@ -37,11 +37,12 @@ from bench.data import ImageData, cache_root, load_dataset, subsample
 from bench.errors import UserError, cli_main
 from bench.evaluate import SplitData, evaluate, save_logits
 from bench.models import build_model
-from bench.registry import UnlearnTask, get_method
+from bench.registry import NotApplicable, UnlearnTask, get_method
 from bench.results import read_record, rebuild_results_csv, record_path, write_record
 from bench.splits import Scenario, Split, load_split, make_split, parse_scenario, save_split
 from bench.store import stable_hash
-from bench.train import CachedModel, Preprocess, cached_training, resolve_device, synchronize, train
+from bench.train import CachedModel, Preprocess, TrainLog, cached_training, resolve_device, synchronize, train
+from bench.update_record import TrainingRecord, UpdateRecorder
 
 # Bump when a change to training makes cached models obsolete.
 TRAINING_VERSION = 1
@@ -157,12 +158,18 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 class ModelStore:
-    """Original and retrained models of the (dataset, seed) being swept, trained once, cached."""
+    """Original and retrained models of the (dataset, seed) being swept, trained once, cached.
 
-    def __init__(self, cache_dir: Path, device: torch.device, progress: bool):
+    With ``record_updates``, the original training records the updates of the batches
+    that hold samples of each planned forget set (for ``amnesiac_undo``); the cache key
+    says so, since the record is cached with the model.
+    """
+
+    def __init__(self, cache_dir: Path, device: torch.device, progress: bool, record_updates: bool = False):
         self.cache_dir = cache_dir
         self.device = device
         self.progress = progress
+        self.record_updates = record_updates
         self._memo: dict[tuple, CachedModel] = {}
 
     def _key_fields(self, prepared: PreparedData, seed: int, kind: str, **extra: Any) -> dict[str, Any]:
@@ -184,7 +191,10 @@ class ModelStore:
         data = prepared.data
         return build_model(prepared.config.model, data.channels, data.num_classes, data.image_size, seed).to(self.device)
 
-    def _trained(self, prepared: PreparedData, seed: int, kind: str, indices: torch.Tensor | None, **extra: Any) -> CachedModel:
+    def _trained(
+        self, prepared: PreparedData, seed: int, kind: str, indices: torch.Tensor | None,
+        recorder: UpdateRecorder | None = None, **extra: Any,
+    ) -> CachedModel:
         memo_key = (prepared.config.name, seed, kind, tuple(sorted(extra.items())))
         if memo_key not in self._memo:
             if len(self._memo) > 8:
@@ -193,23 +203,39 @@ class ModelStore:
             images = data.train_x if indices is None else data.train_x[indices.to(data.train_x.device)]
             labels = data.train_y if indices is None else data.train_y[indices.to(data.train_y.device)]
             label = f"{kind} {prepared.config.name} s{seed}"
+
+            def fit(model: nn.Module) -> TrainLog:
+                log = train(
+                    model, images, labels, prepared.config.recipe, prepared.preprocess,
+                    generator_for(seed, "train"), progress=label if self.progress else None, hook=recorder,
+                )
+                log.extra = recorder.tensors() if recorder is not None else {}
+                return log
+
             self._memo[memo_key] = cached_training(
                 self.cache_dir,
                 self._key_fields(prepared, seed, kind, **extra),
                 build=lambda: self.new_model(prepared, derive_seed(seed, "init")),
-                fit=lambda model: train(
-                    model, images, labels, prepared.config.recipe, prepared.preprocess,
-                    generator_for(seed, "train"), progress=label if self.progress else None,
-                ),
+                fit=fit,
             )
         return self._memo[memo_key]
 
-    def original(self, prepared: PreparedData, seed: int) -> CachedModel:
-        return self._trained(prepared, seed, "original", None)
+    def original(self, prepared: PreparedData, seed: int, planned: list[Split]) -> CachedModel:
+        """The original model; ``planned`` are the forget sets whose updates are recorded, if recording."""
+        if not self.record_updates:
+            return self._trained(prepared, seed, "original", None)
+        forget_sets = {record_name(split): split.forget for split in planned}
+        recorder = UpdateRecorder(forget_sets, len(prepared.data.train_y))
+        return self._trained(prepared, seed, "original", None, recorder, record_for=tuple(sorted(forget_sets)))
 
     def retrained(self, prepared: PreparedData, seed: int, split: Split) -> CachedModel:
         """Trained from the original's initialisation, with the original recipe, on the retain set."""
         return self._trained(prepared, seed, "retrain", split.retain, forget_sha256=split.forget_sha256)
+
+
+def record_name(split: Split) -> str:
+    """The name of a forget set in the original training's update record."""
+    return split.forget_sha256[:16]
 
 
 def split_for(out_dir: Path, prepared: PreparedData, scenario: Scenario, seed: int) -> tuple[Split, Path]:
@@ -241,7 +267,8 @@ def run_cell(
 ) -> dict[str, Any]:
     """Run one method on one (dataset, scenario, seed), evaluate it, write its record, return it."""
     split, split_file = split_for(out_dir, prepared, cell.scenario, cell.seed)
-    original = models.original(prepared, cell.seed)
+    planned = [split_for(out_dir, prepared, parse_scenario(spec, prepared.data.num_classes), cell.seed)[0] for spec in config.scenarios]
+    original = models.original(prepared, cell.seed, planned)
     data = prepared.data
     forget, retain = split.forget.to(data.train_x.device), split.retain.to(data.train_x.device)
     task = UnlearnTask(
@@ -261,6 +288,8 @@ def run_cell(
     method_class = get_method(cell.method.method)
     if "retrain_reference" in method_class.needs:
         task.retrain_reference = lambda: models.retrained(prepared, cell.seed, split)
+    if "training_record" in method_class.needs:
+        task.training_record = TrainingRecord.from_tensors(original.extra, record_name(split), original.model)
     record: dict[str, Any] = {
         "sweep": config.sweep,
         "cell": cell.cell_id,
@@ -300,6 +329,8 @@ def run_cell(
         if bad:
             raise FloatingPointError(f"non-finite weights after unlearning in {', '.join(bad[:3])}")
         evaluation = evaluate(unlearned, evaluation_splits(prepared, split), cell.scenario, prepared.preprocess, config.eval_batch_size)
+    except NotApplicable as reason:
+        record.update(status="not_applicable", reason=str(reason), method_log=task.log)
     except Exception as error:  # a failing method never stops the sweep
         record.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
     else:
@@ -332,7 +363,8 @@ def run_sweep(config: SweepConfig, out_dir: Path, cache_dir: Path | None = None,
     datasets = {d.name: prepare_data(d, device) for d in config.datasets}  # data errors stop here, before any write
     cells = plan_cells(config, datasets)
     pending = [c for c in cells if not is_finished(out_dir, c, cell_key(c, datasets[c.dataset.name]))]
-    models = ModelStore((cache_dir or cache_root()) / "models", device, progress)
+    record_updates = any("training_record" in get_method(m.method).needs for m in config.methods)
+    models = ModelStore((cache_dir or cache_root()) / "models", device, progress, record_updates)
     env = environment(device)
     failed: list[str] = []
     out_dir.mkdir(parents=True, exist_ok=True)

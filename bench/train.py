@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -31,10 +31,12 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 class Recipe(BaseModel):
     """How a model is trained. Defaults: SGD with Nesterov momentum 0.9, weight decay
-    5e-4 and a one-cycle schedule (Smith & Topin 2019), the usual CIFAR recipe."""
+    5e-4 and a one-cycle schedule (Smith & Topin 2019), the usual CIFAR recipe.
+    ``optimizer="adam"`` uses Adam with ``lr`` and ``weight_decay`` (momentum unused)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    optimizer: Literal["sgd", "adam"] = "sgd"
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(0.1, gt=0)
@@ -78,7 +80,10 @@ class Preprocess:
     pad: int = 4
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Normalise a uint8 batch; augment it too when a ``generator`` is given."""
+        """Normalise a uint8 batch; augment it too when a ``generator`` is given. A float
+        batch is taken to be normalised already (e.g. optimised noise) and passes as it is."""
+        if images.is_floating_point():
+            return images
         x = images.float().div_(255)
         if generator is not None and self.augment == "crop_flip":
             x = random_crop(x, self.pad, generator)
@@ -113,9 +118,12 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator, shuffle: 
     yield from order.split(batch_size)
 
 
-def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+def make_optimizer(parameters, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer over ``parameters`` (an iterable of tensors)."""
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=recipe.lr, weight_decay=recipe.weight_decay)
     return torch.optim.SGD(
-        model.parameters(),
+        parameters,
         lr=recipe.lr,
         momentum=recipe.momentum,
         nesterov=recipe.nesterov and recipe.momentum > 0,
@@ -135,10 +143,20 @@ def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps:
 
 @dataclass
 class TrainLog:
-    """Mean training loss per epoch and the wall time of the whole run (device synchronised)."""
+    """Mean training loss per epoch, the wall time of the whole run (device synchronised),
+    and any tensors a step hook produced (cached with the model)."""
 
     epoch_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class StepHook(Protocol):
+    """Instrumentation of the loop: called around each batch (forward, backward and step)."""
+
+    def before_batch(self, model: nn.Module, indices: torch.Tensor) -> None: ...
+
+    def after_batch(self, model: nn.Module, indices: torch.Tensor) -> None: ...
 
 
 def train(
@@ -150,19 +168,21 @@ def train(
     generator: torch.Generator,
     loss_fn: LossFn | None = None,
     progress: str | None = None,
+    hook: StepHook | None = None,
 ) -> TrainLog:
     """Train ``model`` in place on uint8 ``images`` and int64 ``labels``.
 
     The data is moved to the model's device once; every random choice (order,
     augmentation) comes from ``generator``. ``loss_fn(logits, labels)`` defaults to
-    cross-entropy with the recipe's label smoothing.
+    cross-entropy with the recipe's label smoothing. ``hook`` sees every batch's
+    indices (into ``images``) before and after its update.
     """
     device = next(model.parameters()).device
     images, labels = images.to(device), labels.to(device)
     loss_fn = loss_fn or (lambda logits, y: F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing))
     augmenting = preprocess if recipe.augment else Preprocess(preprocess.mean, preprocess.std, None)
     steps_per_epoch = math.ceil(len(labels) / recipe.batch_size)
-    optimizer = make_optimizer(model, recipe)
+    optimizer = make_optimizer(model.parameters(), recipe)
     schedule = make_schedule(optimizer, recipe, recipe.epochs * steps_per_epoch)
     log = TrainLog()
     synchronize(device)
@@ -171,8 +191,10 @@ def train(
     epochs = tqdm(range(recipe.epochs), desc=progress, leave=False, disable=progress is None, delay=2)
     for _epoch in epochs:
         total = torch.zeros((), device=device)
-        for index in batch_indices(len(labels), recipe.batch_size, generator):
-            index = index.to(device)
+        for cpu_index in batch_indices(len(labels), recipe.batch_size, generator):
+            if hook is not None:
+                hook.before_batch(model, cpu_index)
+            index = cpu_index.to(device)
             x = augmenting(images[index], generator)
             with autocast(device):
                 loss = loss_fn(model(x), labels[index])
@@ -180,6 +202,8 @@ def train(
             loss.backward()
             optimizer.step()
             schedule.step()
+            if hook is not None:
+                hook.after_batch(model, cpu_index)
             total += loss.detach() * len(index)
         log.epoch_loss.append(float(total) / len(labels))
         epochs.set_postfix(loss=f"{log.epoch_loss[-1]:.3f}")
@@ -190,12 +214,17 @@ def train(
 
 @dataclass(frozen=True)
 class CachedModel:
-    """A trained model from the cache or fresh, with what its training cost."""
+    """A trained model from the cache or fresh, with what its training cost and the
+    tensors its training hook produced (``TrainLog.extra``)."""
 
     model: nn.Module
     train_seconds: float
     from_cache: bool
     key: str
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+EXTRA_PREFIX = "extra::"
 
 
 def cached_training(
@@ -216,9 +245,12 @@ def cached_training(
     if loaded is not None:
         tensors, metadata = loaded
         device = next(model.parameters()).device
-        model.load_state_dict({name: t.to(device) for name, t in tensors.items()})
-        return CachedModel(model, float(metadata["train_seconds"]), True, key)
+        state = {name: t.to(device) for name, t in tensors.items() if not name.startswith(EXTRA_PREFIX)}
+        extra = {name.removeprefix(EXTRA_PREFIX): t for name, t in tensors.items() if name.startswith(EXTRA_PREFIX)}
+        model.load_state_dict(state)
+        return CachedModel(model, float(metadata["train_seconds"]), True, key, extra)
     log = fit(model)
     metadata = {"key": key, "fields": json.dumps(key_fields, sort_keys=True, default=str), "train_seconds": repr(log.seconds)}
-    save_tensors(path, model.state_dict(), metadata)
-    return CachedModel(model, log.seconds, False, key)
+    tensors = {**model.state_dict(), **{EXTRA_PREFIX + name: t for name, t in log.extra.items()}}
+    save_tensors(path, tensors, metadata)
+    return CachedModel(model, log.seconds, False, key, dict(log.extra))

@@ -1,3 +1,3 @@
 """Built-in unlearning methods, one module each; importing this package registers them."""
 
-from methods import finetune, original, retrain  # noqa: F401
+from methods import amnesiac, boundary, fcalb, finetune, original, retrain, unsir  # noqa: F401

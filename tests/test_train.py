@@ -45,7 +45,7 @@ def test_preprocess_normalises_and_augments_only_with_a_generator():
 def test_onecycle_peaks_at_the_recipe_lr():
     model = torch.nn.Linear(2, 2)
     recipe = Recipe(lr=0.3, schedule="onecycle")
-    optimizer = make_optimizer(model, recipe)
+    optimizer = make_optimizer(model.parameters(), recipe)
     schedule = make_schedule(optimizer, recipe, 100)
     rates = []
     for _ in range(100):
