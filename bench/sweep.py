@@ -45,7 +45,7 @@ from bench.train import CachedModel, Preprocess, TrainLog, cached_training, reso
 from bench.update_record import TrainingRecord, UpdateRecorder
 
 # Bump when a change to training makes cached models obsolete.
-TRAINING_VERSION = 1
+TRAINING_VERSION = 2
 
 
 def derive_seed(seed: int, *parts: Any) -> int:

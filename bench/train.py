@@ -83,14 +83,14 @@ class Preprocess:
         """Normalise a uint8 batch; augment it too when a ``generator`` is given. A float
         batch is taken to be normalised already (e.g. optimised noise) and passes as it is."""
         if images.is_floating_point():
-            return images
+            return images.contiguous(memory_format=torch.channels_last)
         x = images.float().div_(255)
         if generator is not None and self.augment == "crop_flip":
             x = random_crop(x, self.pad, generator)
             x = random_flip(x, generator)
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
+        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:

@@ -54,18 +54,20 @@ class FCALB(UnlearningMethod):
     Each step pairs a forget batch with a retain batch; an epoch is one pass over the
     forget set. Losses and weights per epoch go into the run record (``method_log``).
 
-    Defaults, chosen here (no public code gives them) and not tuned on any test or
-    forget-test result: 5 epochs, SGD lr 0.01, momentum 0.9, weight decay 5e-4, batches
-    of 64, retain budget 10% of the retain set (the issue's figure), MSE on the
-    penultimate features, DWA with T = 2 (its paper's value), GradNorm α = 1.5. The
-    teacher's seed is the cell's seed + 7919, so it never shares the original's
-    initialisation.
+    Defaults (no public code gives them): lr 0.1 and 40 epochs were chosen by
+    ``scripts/select_fcalb_defaults.py`` on a validation split of the digits training data
+    (forget class 3; 20% of the other classes' training samples held out; the highest
+    validation accuracy among settings with forget accuracy ≤ 5%), never on test data.
+    The rest were set here without tuning: SGD momentum 0.9, weight decay 5e-4, batches of
+    64, retain budget 10% of the retain set, MSE on the penultimate features, DWA with
+    T = 2 (its paper's value), GradNorm α = 1.5. The teacher's seed is the cell's seed +
+    7919, so it never shares the original's initialisation.
     """
 
     class Config(MethodConfig):
-        epochs: int = Field(5, ge=1)
+        epochs: int = Field(40, ge=1)
         batch_size: int = Field(64, ge=1)
-        lr: float = Field(0.01, gt=0)
+        lr: float = Field(0.1, gt=0)
         momentum: float = Field(0.9, ge=0, lt=1)
         weight_decay: float = Field(5e-4, ge=0)
         retain_budget: float = Field(0.1, gt=0, description="a share of the retain set if ≤ 1, else a count")
@@ -100,12 +102,8 @@ class FCALB(UnlearningMethod):
         for _epoch in range(c.epochs):
             sums, steps = torch.zeros(num_tasks, device=task.device), 0
             for forget_index in batch_indices(len(task.forget_y), c.batch_size, task.generator):
-                losses = [self._forget_loss(model, task, forget_index.to(task.device), layers)]
-                if c.recover:
-                    retain_index = retain[next(retain_batches)].to(task.device)
-                    x = task.preprocess(task.retain_x[retain_index], task.generator if task.recipe.augment else None)
-                    with autocast(task.device):
-                        losses.append(F.cross_entropy(model(x).float(), task.retain_y[retain_index]))
+                retain_index = retain[next(retain_batches)].to(task.device) if c.recover else None
+                losses = self._losses(model, task, forget_index.to(task.device), retain_index, layers)
                 stacked = torch.stack(losses)
                 total = balancer.combine(stacked, shared)
                 optimizer.zero_grad(set_to_none=True)
@@ -125,17 +123,29 @@ class FCALB(UnlearningMethod):
         task.log["epochs"] = epochs
         return model
 
-    def _forget_loss(self, model: nn.Module, task: UnlearnTask, index: torch.Tensor, layers: list[str]) -> torch.Tensor:
-        x = task.preprocess(task.forget_x[index])
+    def _losses(
+        self, model: nn.Module, task: UnlearnTask, forget: torch.Tensor, retain: torch.Tensor | None, layers: list[str]
+    ) -> list[torch.Tensor]:
+        """[L_f] or [L_f, L_r] of one step. Forget and retain batches go through the model in
+        one forward pass, so batch-norm statistics are those of the mixed batch, not of the
+        forget samples alone."""
+        x_forget = task.preprocess(task.forget_x[forget])
+        parts = [x_forget]
+        if retain is not None:
+            parts.append(task.preprocess(task.retain_x[retain], task.generator if task.recipe.augment else None))
+        n = len(forget)
         with autocast(task.device):
             with capture(model, layers) as student_layers:
-                student = model.features(x)
+                features = model.features(torch.cat(parts))
             with torch.no_grad(), capture(self.teacher, layers) as teacher_layers:
-                teacher = self.teacher.features(x)
-        kind = self.config.distance
-        terms = [feature_distance(student, teacher, kind)]
-        terms += [feature_distance(student_layers[name], teacher_layers[name], kind) for name in layers]
-        return torch.stack(terms).mean()
+                teacher = self.teacher.features(x_forget)
+            kind = self.config.distance
+            terms = [feature_distance(features[:n], teacher, kind)]
+            terms += [feature_distance(student_layers[name][:n], teacher_layers[name], kind) for name in layers]
+            losses = [torch.stack(terms).mean()]
+            if retain is not None:
+                losses.append(F.cross_entropy(model.head(features[n:]).float(), task.retain_y[retain]))
+        return losses
 
     def _retain_subset(self, task: UnlearnTask) -> torch.Tensor:
         budget = self.config.retain_budget

@@ -80,7 +80,7 @@ class UNSIR(UnlearningMethod):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            ce.append(float(loss_ce))
+            ce.append(float(loss_ce.detach()))
         with torch.no_grad(), autocast(task.device):
             final = float(F.cross_entropy(model(noise).float(), target))
         model.train(was_training).requires_grad_(True)

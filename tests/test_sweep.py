@@ -64,7 +64,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
         ("datasets.0.name=svhn", "datasets.0.name: unknown dataset 'svhn'; allowed: cifar10, digits, fashion_mnist, imagefolder, mnist"),
         ("datasets.0.model=vgg", "datasets.0.model: unknown model 'vgg'; allowed: allcnn, cnn, resnet18"),
         ("methods=[nope]", "methods.0: unknown method 'nope'; allowed: "),
-        ("datasets.0.recipe.epoch=2", "datasets.0.recipe.epoch: unknown field; allowed: epochs, batch_size, lr"),
+        ("datasets.0.recipe.epoch=2", "datasets.0.recipe.epoch: unknown field; allowed: optimizer, epochs, batch_size, lr"),
         ("datasets.0.recipe.epochs=two", "datasets.0.recipe.epochs: Input should be a valid integer"),
         ("datasets.0.recipe.schedule=step", "datasets.0.recipe.schedule: Input should be 'onecycle', 'cosine' or 'constant'"),
         ("scenarios=['class:10']", "scenarios.0 for dataset 'digits': scenario 'class:10': class must be an integer in 0..9"),

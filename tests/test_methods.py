@@ -1,0 +1,217 @@
+"""Each method's defining property, on digits with a small trained model."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.balance import make_balancer
+from bench.config import load_config
+from bench.data import load_dataset
+from bench.models import build_model
+from bench.registry import UnlearnTask, get_method
+from bench.splits import make_split, parse_scenario
+from bench.sweep import run_sweep
+from bench.train import Preprocess, Recipe, train
+from bench.update_record import TrainingRecord, UpdateRecorder
+from conftest import write_config
+from methods.amnesiac import random_wrong_labels
+
+RECIPE = Recipe(epochs=10, batch_size=64, lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_dataset("digits")
+    pre = Preprocess(*data.channel_stats(), None)
+    model = build_model("cnn", 1, 10, 8, seed=0)
+    train(model, data.train_x, data.train_y, RECIPE, pre, torch.Generator().manual_seed(0))
+    return data, pre, model
+
+
+def make_task(digits, spec="class:3", seed=0) -> UnlearnTask:
+    data, pre, _ = digits
+    split = make_split(parse_scenario(spec, 10), data.train_y, seed)
+    return UnlearnTask(
+        forget_x=data.train_x[split.forget], forget_y=data.train_y[split.forget],
+        retain_x=data.train_x[split.retain], retain_y=data.train_y[split.retain],
+        num_classes=10, scenario=parse_scenario(spec, 10), new_model=lambda s: build_model("cnn", 1, 10, 8, s),
+        device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed), preprocess=pre, recipe=RECIPE, seed=seed,
+    )
+
+
+def run(name, digits, task=None, **params):
+    method_class = get_method(name)
+    method = method_class(method_class.Config(**params))
+    task = task or make_task(digits)
+    model = method.unlearn(copy.deepcopy(digits[2]), task)
+    return method, model, task
+
+
+def test_the_task_carries_no_test_data():
+    assert not [f.name for f in dataclasses.fields(UnlearnTask) if "test" in f.name]
+
+
+def test_fcalb_teacher_is_frozen_untrained_and_never_updated(digits):
+    method, _, task = run("fcalb", digits, epochs=2)
+    fresh = task.new_model(task.log["teacher_seed"])
+    for (name, value), expected in zip(method.teacher.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(value, expected), name
+    assert not method.teacher.training
+    assert not any(p.requires_grad for p in method.teacher.parameters())
+    original_init = build_model("cnn", 1, 10, 8, seed=0)
+    assert not torch.equal(method.teacher.head.weight, original_init.head.weight)
+
+
+@pytest.mark.parametrize("balancer", ["dwa", "uncertainty", "gradnorm", "fixed"])
+def test_fcalb_balancer_weights_stay_positive_and_finite(digits, balancer):
+    _, model, task = run("fcalb", digits, epochs=4, balancer=balancer)
+    epochs = task.log["epochs"]
+    assert len(epochs) == 4
+    for epoch in epochs:
+        for key in ("forget_weight", "retain_weight", "forget_loss", "retain_loss"):
+            assert math.isfinite(epoch[key]), (key, epoch)
+        assert epoch["forget_weight"] > 0 and epoch["retain_weight"] > 0
+    assert epochs[-1]["forget_loss"] < epochs[0]["forget_loss"]  # the features move toward the teacher's
+
+
+def test_fc_only_has_no_recover_task(digits):
+    _, _, task = run("fcalb", digits, epochs=2, recover=False)
+    assert all(e["retain_loss"] is None and e["forget_weight"] == 1.0 for e in task.log["epochs"])
+
+
+def test_dwa_weights_known_answer():
+    dwa = make_balancer("dwa", 2, temperature=2.0)
+    dwa.end_epoch(torch.tensor([1.0, 1.0]))
+    assert dwa.weights().tolist() == [1.0, 1.0]  # the first two epochs keep weight 1
+    dwa.end_epoch(torch.tensor([0.5, 1.0]))
+    e = torch.exp(torch.tensor([0.25, 0.5], dtype=torch.float64))
+    assert torch.allclose(dwa.weights().double(), 2 * e / e.sum(), atol=1e-6)
+
+
+def test_uncertainty_and_gradnorm_known_answers():
+    uncertainty = make_balancer("uncertainty", 2)
+    assert float(uncertainty.combine(torch.tensor([2.0, 3.0]), []).detach()) == 5.0  # s = 0: plain sum
+    w = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
+    gradnorm = make_balancer("gradnorm", 2, alpha=1.5)
+    for step in range(20):
+        losses = torch.stack([(w[0] * 3) ** 2, (w[1] * 0.1) ** 2]) * (1 + step)
+        gradnorm.combine(losses, [w])
+    weights = gradnorm.weights()
+    assert abs(float(weights.sum()) - 2) < 1e-5 and bool((weights > 0).all())
+    assert weights[1] > weights[0]  # the task with the far smaller gradient gets more weight
+
+
+def test_amnesiac_relabels_never_keep_the_true_label():
+    labels = torch.arange(10).repeat(500)
+    wrong = random_wrong_labels(labels, 10, torch.Generator().manual_seed(0))
+    assert not bool((wrong == labels).any())
+    assert set(wrong[labels == 3].tolist()) == set(range(10)) - {3}
+
+
+def test_amnesiac_lowers_forget_accuracy(digits):
+    _, model, task = run("amnesiac", digits)
+    with torch.no_grad():
+        forget_acc = (model.eval()(task.preprocess(task.forget_x)).argmax(1) == task.forget_y).float().mean()
+    assert forget_acc < 0.5
+
+
+def test_amnesiac_undo_restores_the_training_stopped_before_the_last_batch():
+    """Forget samples only in the last batch of a one-epoch training: undoing them gives
+    exactly the parameters (and batch-norm statistics) from before that batch."""
+    data = load_dataset("digits")
+    x, y = data.train_x[:200], data.train_y[:200]
+    pre = Preprocess(*data.channel_stats(), None)
+    recipe = Recipe(epochs=1, batch_size=64, lr=0.05, schedule="constant")
+    order = torch.randperm(200, generator=torch.Generator().manual_seed(5))
+    last_batch = order.split(64)[-1]
+
+    class Snapshot:
+        def __init__(self):
+            self.calls, self.before_last = 0, None
+
+        def before_batch(self, model, indices):
+            self.calls += 1
+            if self.calls == 4:
+                self.before_last = copy.deepcopy(model.state_dict())
+
+        def after_batch(self, model, indices):
+            pass
+
+    snapshot = Snapshot()
+    reference = build_model("cnn", 1, 10, 8, seed=0)
+    train(reference, x, y, recipe, pre, torch.Generator().manual_seed(5), hook=snapshot)
+
+    recorder = UpdateRecorder({"last": last_batch}, 200)
+    model = build_model("cnn", 1, 10, 8, seed=0)
+    train(model, x, y, recipe, pre, torch.Generator().manual_seed(5), hook=recorder)
+    record = TrainingRecord.from_tensors(recorder.tensors(), "last", model)
+    assert record.batches == 1
+    method = get_method("amnesiac_undo")()
+    task = UnlearnTask(
+        forget_x=x[last_batch], forget_y=y[last_batch], retain_x=x, retain_y=y, num_classes=10,
+        scenario=parse_scenario("random:0.1", 10), new_model=lambda s: build_model("cnn", 1, 10, 8, s),
+        device=torch.device("cpu"), generator=torch.Generator(), preprocess=pre, recipe=recipe, seed=0,
+        training_record=record,
+    )
+    undone = method.unlearn(model, task)
+    for name, value in undone.state_dict().items():
+        assert torch.equal(value, snapshot.before_last[name]), name
+
+
+def test_boundary_shrink_moves_every_sample_to_a_wrong_class(digits):
+    method, model, task = run("boundary_shrink", digits)
+    neighbours = method.nearest_wrong_labels(copy.deepcopy(digits[2]).eval(), task)
+    assert not bool((neighbours == task.forget_y).any())
+    assert sum(task.log["moved_to"]) == len(task.forget_y) and task.log["moved_to"][3] == 0
+
+
+def test_boundary_expand_returns_the_original_output_size(digits):
+    _, model, task = run("boundary_expand", digits)
+    assert model.head.out_features == 10 and isinstance(model.head, torch.nn.Linear)
+    assert model(task.preprocess(task.forget_x[:4])).shape == (4, 10)
+
+
+@pytest.mark.parametrize("spec", ["class:3", "random:0.1"])
+def test_unsir_noise_raises_the_loss_of_its_label(digits, spec):
+    method_class = get_method("unsir")
+    method = method_class(method_class.Config(noise_batch_size=32, noise_repeats=2))
+    task = make_task(digits, spec)
+    model = copy.deepcopy(digits[2])
+    noise = method.error_maximising_noise(model, task, 3)
+    assert noise.shape == (32, 1, 8, 8)
+    ce = task.log["noise_ce"]["3"]
+    assert ce["end"] > ce["start"] + 1.0
+    method.unlearn(model, task)
+    assert set(task.log["noise_ce"]) == {str(label) for label in task.forget_y.unique().tolist()}
+
+
+def test_amnesiac_undo_over_budget_is_not_applicable(tmp_path):
+    config = load_config(write_config(
+        tmp_path / "c.yaml", scenarios=["class:3"],
+        methods=["original", {"name": "undo_tiny", "method": "amnesiac_undo", "params": {"memory_budget_gib": 1e-6}}],
+    ))
+    summary = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False)
+    table = pd.read_csv(summary.results_csv)
+    row = table[table.method == "undo_tiny"]
+    assert row["status"].tolist() == ["not_applicable"]
+    from bench.results import read_records
+
+    record = next(r for r in read_records(tmp_path / "out") if r["method"] == "undo_tiny")
+    assert "GiB, over the budget of 1e-06 GiB" in record["reason"]
+
+
+@pytest.mark.parametrize("name", ["amnesiac", "boundary_shrink", "boundary_expand", "fcalb"])
+def test_class_forgetting_on_digits(tmp_path, name):
+    """Forget accuracy falls well below the original's; the other classes' test accuracy
+    stays within 10 points of it (on the quick profile's recipe, seed 0)."""
+    config = load_config("configs/quick.yaml", seeds=[0], methods=["original", name], overrides=["scenarios=['class:3']"])
+    summary = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False)
+    value = pd.read_csv(summary.results_csv).set_index(["method", "metric"])["value"]
+    assert value[(name, "forget_acc")] < 0.5 * value[("original", "forget_acc")]
+    assert value[("original", "test_rest_acc")] - value[(name, "test_rest_acc")] <= 0.10
