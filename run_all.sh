@@ -4,8 +4,11 @@
 # e.g. ./run_all.sh cpu --seeds 0   or   ./run_all.sh quick --methods retrain,finetune
 set -euo pipefail
 cd "$(dirname "$0")"
-profile="${1:-quick}"
-[ $# -gt 0 ] && shift
+profile=quick
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
+  profile="$1"
+  shift
+fi
 if [ -f "$profile" ]; then
   config="$profile"
 elif [ -f "configs/$profile.yaml" ]; then

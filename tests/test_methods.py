@@ -19,7 +19,7 @@ from bench.splits import make_split, parse_scenario
 from bench.sweep import run_sweep
 from bench.train import Preprocess, Recipe, train
 from bench.update_record import TrainingRecord, UpdateRecorder
-from conftest import write_config
+from conftest import ROOT, write_config
 from methods.amnesiac import random_wrong_labels
 
 RECIPE = Recipe(epochs=10, batch_size=64, lr=0.05)
@@ -210,7 +210,7 @@ def test_amnesiac_undo_over_budget_is_not_applicable(tmp_path):
 def test_class_forgetting_on_digits(tmp_path, name):
     """Forget accuracy falls well below the original's; the other classes' test accuracy
     stays within 10 points of it (on the quick profile's recipe, seed 0)."""
-    config = load_config("configs/quick.yaml", seeds=[0], methods=["original", name], overrides=["scenarios=['class:3']"])
+    config = load_config(ROOT / "configs" / "quick.yaml", seeds=[0], methods=["original", name], overrides=["scenarios=['class:3']"])
     summary = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False)
     value = pd.read_csv(summary.results_csv).set_index(["method", "metric"])["value"]
     assert value[(name, "forget_acc")] < 0.5 * value[("original", "forget_acc")]
