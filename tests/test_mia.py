@@ -1,0 +1,57 @@
+"""Membership-inference attacks: chance on one distribution, about 1 on separable ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.metrics.mia import entropy, mia_auc, mia_conf_svc, mia_entropy, mia_loss_cv, per_example_loss
+
+
+def logits_with_confidence(rng, n, k, sharpness):
+    """Logits whose true class (0) leads by ``sharpness`` plus noise."""
+    logits = rng.normal(size=(n, k))
+    logits[:, 0] += sharpness + rng.normal(scale=0.3, size=n)
+    return logits, np.zeros(n, dtype=int)
+
+
+def test_entropy_and_loss_known_answers():
+    uniform = np.zeros((1, 4))
+    assert entropy(uniform)[0] == pytest.approx(np.log(4))
+    assert per_example_loss(uniform, np.array([2]))[0] == pytest.approx(np.log(4))
+
+
+def test_loss_attacks_at_chance_on_one_distribution():
+    rng = np.random.default_rng(0)
+    forget, test = rng.exponential(size=2000), rng.exponential(size=2000)
+    assert mia_loss_cv(forget, test) == pytest.approx(0.5, abs=0.04)
+    auc, _ = mia_auc(forget, test)
+    assert auc == pytest.approx(0.5, abs=0.04)
+
+
+def test_loss_attacks_near_one_when_separable():
+    rng = np.random.default_rng(1)
+    forget, test = rng.uniform(0, 0.1, size=500), rng.uniform(1, 2, size=500)
+    assert mia_loss_cv(forget, test) > 0.99
+    auc, tpr = mia_auc(forget, test)
+    assert auc == pytest.approx(1.0) and tpr == pytest.approx(1.0)
+
+
+def test_entropy_attack_reads_members_and_non_members():
+    rng = np.random.default_rng(2)
+    retain, _ = logits_with_confidence(rng, 600, 10, 12.0)  # members: confident, low entropy
+    test, _ = logits_with_confidence(rng, 600, 10, 0.0)  # non-members: unsure, high entropy
+    member_like, _ = logits_with_confidence(rng, 300, 10, 12.0)
+    non_member_like, _ = logits_with_confidence(rng, 300, 10, 0.0)
+    assert mia_entropy(retain, test, member_like) > 0.95
+    assert mia_entropy(retain, test, non_member_like) < 0.05
+
+
+def test_conf_svc_efficacy():
+    rng = np.random.default_rng(3)
+    retain, retain_y = logits_with_confidence(rng, 1000, 10, 12.0)
+    test, test_y = logits_with_confidence(rng, 400, 10, 0.0)
+    member_like, member_y = logits_with_confidence(rng, 200, 10, 12.0)
+    forgotten, forgotten_y = logits_with_confidence(rng, 200, 10, 0.0)
+    assert mia_conf_svc(retain, retain_y, test, test_y, member_like, member_y) < 0.05  # not forgotten
+    assert mia_conf_svc(retain, retain_y, test, test_y, forgotten, forgotten_y) > 0.95  # looks unseen
