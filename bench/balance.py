@@ -123,8 +123,9 @@ class GradNorm(Balancer):
     """GradNorm (Chen et al. 2018, ICML): learnable weights w_k whose weighted-loss gradient
     norms G_k on the shared parameters are pulled toward mean(G)·r_k^α, where r_k is task k's
     relative inverse training rate (L_k(t)/L_k(0) over its mean across tasks); after each
-    update the weights are renormalised to sum to K. α = 1.5 and the weights' learning rate
-    0.025 follow the paper's experiments; weights are kept ≥ 1e-3 so they stay positive."""
+    update the weights are renormalised to sum to K. α = 1.5 is within the range the paper
+    explores; the weights' learning rate 0.025 and the floor of 1e-3 (so weights stay
+    positive) are chosen here, not taken from the paper."""
 
     OPTIONS = ("alpha", "weight_lr")
 
