@@ -16,6 +16,10 @@ import torch
 from torch import nn
 
 from bench.metrics import accuracy
+from bench.metrics.divergence import (
+    activation_distance, mean_js, mean_kl, prediction_distribution_js, prediction_histogram, zrf, zrf_compat,
+)
+from bench.metrics.mia import mia_auc, mia_conf_svc, mia_entropy, mia_loss_cv, per_example_loss
 from bench.splits import Scenario
 from bench.store import atomic_write_bytes
 from bench.train import Preprocess, autocast, synchronize
@@ -97,3 +101,68 @@ def load_logits(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray
         logits = {k.removeprefix("logits_"): archive[k] for k in archive.files if k.startswith("logits_")}
         labels = {k.removeprefix("labels_"): archive[k] for k in archive.files if k.startswith("labels_")}
     return logits, labels
+
+
+GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_entropy")
+
+
+def mia_metrics(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], scenario: Scenario, seed: int) -> dict[str, float]:
+    """Every membership-inference score of one model (see :mod:`bench.metrics.mia`). In a
+    class scenario the loss attacks compare the forget set with the test samples of the
+    forgotten class, so class identity alone cannot separate them."""
+    test_logits, test_labels = logits["test"], labels["test"]
+    if scenario.kind == "class":
+        same_class = test_labels == scenario.forget_class
+        test_logits, test_labels = test_logits[same_class], test_labels[same_class]
+    forget_loss = per_example_loss(logits["forget"], labels["forget"])
+    test_loss = per_example_loss(test_logits, test_labels)
+    auc, tpr = mia_auc(forget_loss, test_loss)
+    return {
+        "mia_entropy": mia_entropy(logits["retain"], logits["test"], logits["forget"]),
+        "mia_conf_svc": mia_conf_svc(logits["retain"], labels["retain"], logits["test"], labels["test"],
+                                     logits["forget"], labels["forget"], seed),
+        "mia_loss_cv": mia_loss_cv(forget_loss, test_loss, seed),
+        "mia_auc": auc,
+        "mia_tpr_1fpr": tpr,
+    }
+
+
+def reference_metrics(
+    logits: dict[str, np.ndarray], reference: dict[str, np.ndarray], random_forget: np.ndarray, num_classes: int
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Distances to the retrained model (same dataset, scenario and seed) and to a randomly
+    initialised one, and the forget set's predicted-class histograms of both models."""
+    metrics = {
+        "js_retrain": mean_js(logits["forget"], reference["forget"]),
+        "js_retrain_test": mean_js(logits["test"], reference["test"]),
+        "kl_retrain": mean_kl(reference["forget"], logits["forget"]),
+        "pred_dist_js": prediction_distribution_js(logits["forget"], reference["forget"], num_classes),
+        "act_dist": activation_distance(logits["forget"], reference["forget"]),
+        "zrf": zrf(logits["forget"], random_forget),
+        "zrf_compat": zrf_compat(logits["forget"], random_forget),
+    }
+    histograms = {
+        "model": prediction_histogram(logits["forget"], num_classes).tolist(),
+        "retrain": prediction_histogram(reference["forget"], num_classes).tolist(),
+    }
+    return metrics, histograms
+
+
+def gap_metrics(metrics: dict[str, float], reference_metrics: dict[str, float]) -> dict[str, float]:
+    """``gap_<m>`` = |m − retrain's m| for accuracy on the three sets and ``mia_entropy``, and
+    ``avg_gap``, their mean (SalUn's Avg. Gap)."""
+    gaps = {f"gap_{name}": abs(metrics[name] - reference_metrics[name]) for name in GAP_METRICS}
+    gaps["avg_gap"] = float(np.mean(list(gaps.values())))
+    return gaps
+
+
+def weight_distance(model: nn.Module, reference: nn.Module) -> float:
+    """‖θ_u − θ_r‖ / ‖θ_r‖ over the parameters; meaningful only where both share an
+    initialisation (the retrained model shares the original's, so methods that edit the
+    original do). NaN when the architectures differ."""
+    ours, theirs = dict(model.named_parameters()), dict(reference.named_parameters())
+    if ours.keys() != theirs.keys() or any(ours[k].shape != theirs[k].shape for k in ours):
+        return float("nan")
+    diff = sum(float((ours[k].detach().double() - theirs[k].detach().double()).square().sum()) for k in ours)
+    norm = sum(float(theirs[k].detach().double().square().sum()) for k in ours)
+    return float(np.sqrt(diff / norm))

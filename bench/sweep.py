@@ -35,7 +35,9 @@ from tqdm.auto import tqdm
 from bench.config import DatasetConfig, MethodEntry, SweepConfig, load_config, parse_int_list
 from bench.data import ImageData, cache_root, load_dataset, subsample
 from bench.errors import UserError, cli_main
-from bench.evaluate import SplitData, evaluate, save_logits
+from bench.evaluate import (
+    Evaluation, SplitData, evaluate, gap_metrics, mia_metrics, predict_logits, reference_metrics, save_logits, weight_distance,
+)
 from bench.models import build_model
 from bench.registry import NotApplicable, UnlearnTask, get_method
 from bench.results import read_record, rebuild_results_csv, record_path, write_record
@@ -46,6 +48,8 @@ from bench.update_record import TrainingRecord, UpdateRecorder
 
 # Bump when a change to training makes cached models obsolete.
 TRAINING_VERSION = 2
+# Bump when the metrics of a run record change, so finished cells are evaluated again.
+METRICS_VERSION = 2
 
 
 def derive_seed(seed: int, *parts: Any) -> int:
@@ -117,6 +121,7 @@ def cell_key(cell: Cell, prepared: PreparedData) -> str:
             "method": cell.method.method,
             "params": cell.method.resolved_params(),
             "training_version": TRAINING_VERSION,
+            "metrics_version": METRICS_VERSION,
         },
         length=64,
     )
@@ -232,6 +237,30 @@ class ModelStore:
         """Trained from the original's initialisation, with the original recipe, on the retain set."""
         return self._trained(prepared, seed, "retrain", split.retain, forget_sha256=split.forget_sha256)
 
+    def reference(self, prepared: PreparedData, cell: "Cell", split: Split, batch_size: int) -> "Reference":
+        """The retrained model's evaluation (one pass per split) and MIA scores, and a random
+        model's forget-set logits, once per (dataset, scenario, seed)."""
+        memo_key = ("reference", prepared.config.name, cell.seed, split.forget_sha256)
+        if memo_key not in self._memo:
+            retrained = self.retrained(prepared, cell.seed, split)
+            splits = evaluation_splits(prepared, split)
+            evaluation = evaluate(retrained.model, splits, cell.scenario, prepared.preprocess, batch_size)
+            mia = mia_metrics(evaluation.logits, evaluation.labels, cell.scenario, cell.seed)
+            random_model = self.new_model(prepared, derive_seed(cell.seed, "random-reference"))
+            random_forget = predict_logits(random_model, splits["forget"].images, prepared.preprocess, batch_size)
+            self._memo[memo_key] = Reference(retrained, evaluation, {**evaluation.metrics, **mia}, random_forget)
+        return self._memo[memo_key]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What every cell of one (dataset, scenario, seed) is compared with."""
+
+    retrained: CachedModel
+    evaluation: Evaluation
+    metrics: dict[str, float]
+    random_forget_logits: np.ndarray
+
 
 def record_name(split: Split) -> str:
     """The name of a forget set in the original training's update record."""
@@ -328,15 +357,29 @@ def run_cell(
         bad = non_finite_tensors(unlearned)
         if bad:
             raise FloatingPointError(f"non-finite weights after unlearning in {', '.join(bad[:3])}")
+        reference = models.reference(prepared, cell, split, config.eval_batch_size)
+        start = time.perf_counter()
         evaluation = evaluate(unlearned, evaluation_splits(prepared, split), cell.scenario, prepared.preprocess, config.eval_batch_size)
+        mia = mia_metrics(evaluation.logits, evaluation.labels, cell.scenario, cell.seed)
+        distances, histograms = reference_metrics(
+            evaluation.logits, reference.evaluation.logits, reference.random_forget_logits, data.num_classes
+        )
+        gaps = gap_metrics({**evaluation.metrics, **mia}, reference.metrics)
+        weights = weight_distance(unlearned, reference.retrained.model)
+        eval_seconds = time.perf_counter() - start
     except NotApplicable as reason:
         record.update(status="not_applicable", reason=str(reason), method_log=task.log)
     except Exception as error:  # a failing method never stops the sweep
         record.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
     else:
         method_seconds = task.charged_seconds if task.charged_seconds is not None else measured
-        record["timings"] = {"method_s": method_seconds, "method_measured_s": measured, "eval_s": evaluation.seconds}
-        record["metrics"] = {**evaluation.metrics, "time_s": method_seconds, "eval_s": evaluation.seconds}
+        speedup = reference.retrained.train_seconds / method_seconds if method_seconds > 0 else float("inf")
+        record["timings"] = {"method_s": method_seconds, "method_measured_s": measured, "eval_s": eval_seconds}
+        record["metrics"] = {
+            **evaluation.metrics, **mia, **distances, **gaps, "weight_dist": weights,
+            "time_s": method_seconds, "speedup": speedup, "eval_s": eval_seconds,
+        }
+        record["prediction_histograms"] = histograms
         record["method_log"] = task.log
         logits_file = record_path(out_dir, cell.cell_id).with_suffix(".logits.npz")
         save_logits(logits_file, evaluation)

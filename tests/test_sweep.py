@@ -50,7 +50,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
     first = run_sweep(config, tmp_path / "a", tmp_path / "cache_a", progress=False)
     second = run_sweep(config, tmp_path / "b", tmp_path / "cache_b", progress=False)
     a, b = (pd.read_csv(s.results_csv) for s in (first, second))
-    quality = lambda t: t[~t.metric.isin(["time_s", "eval_s"])].reset_index(drop=True)  # noqa: E731
+    quality = lambda t: t[~t.metric.isin(["time_s", "eval_s", "speedup"])].reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(quality(a), quality(b))
     for name in ("original", "retrain", "finetune"):
         la, _ = load_logits(tmp_path / "a" / "runs" / f"digits__random0.1__s0__{name}.logits.npz")
@@ -149,3 +149,27 @@ def test_sweep_on_real_data(tmp_path, name, folder):
     share = float((load_dataset(name).train_y == 3).float().mean())  # a stratified subset keeps it
     assert abs(record["split"]["forget_size"] - 3000 * share) <= 1
     assert record["split"]["forget_size"] + record["split"]["retain_size"] == 3000
+
+
+REFERENCE_METRICS = {
+    "mia_entropy", "mia_conf_svc", "mia_loss_cv", "mia_auc", "mia_tpr_1fpr", "js_retrain", "js_retrain_test",
+    "kl_retrain", "pred_dist_js", "act_dist", "zrf", "zrf_compat", "weight_dist", "gap_forget_acc", "gap_retain_acc",
+    "gap_test_acc", "gap_mia_entropy", "avg_gap", "speedup",
+}
+
+
+def test_every_cell_is_compared_with_the_retrained_model(tmp_path):
+    """Retrain compared with itself has zero distance and zero gaps; the original does not."""
+    config = load_config(write_config(tmp_path / "c.yaml", scenarios=["class:3"]))
+    summary = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False)
+    table = pd.read_csv(summary.results_csv)
+    for method in ("original", "retrain", "finetune"):
+        assert REFERENCE_METRICS <= set(table[table.method == method]["metric"])
+    value = table.set_index(["method", "metric"])["value"]
+    for metric in ("js_retrain", "js_retrain_test", "kl_retrain", "pred_dist_js", "act_dist", "weight_dist", "avg_gap"):
+        assert value[("retrain", metric)] == pytest.approx(0.0, abs=1e-9), metric
+    assert value[("retrain", "speedup")] == pytest.approx(1.0)
+    assert value[("original", "avg_gap")] > 0.1 and value[("original", "js_retrain")] > 0.1
+    record = json.loads((tmp_path / "out" / "runs" / "digits__class3__s0__original.json").read_text())
+    histograms = record["prediction_histograms"]
+    assert histograms["retrain"][3] == 0.0 and histograms["model"][3] > 0.9  # the original still predicts class 3

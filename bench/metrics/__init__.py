@@ -1,8 +1,8 @@
 """Metrics: pure functions of logits, labels and references (numpy arrays in, floats out).
 
-``accuracy`` feeds every run record; the divergences (``bench.metrics.divergence``) and the
-membership-inference attacks (``bench.metrics.mia``) are defined and tested, and are not
-yet computed by the sweep (issue 4).
+``accuracy``, the divergences to the retrained and a random model (``bench.metrics.divergence``)
+and the membership-inference attacks (``bench.metrics.mia``) feed every run record through
+:mod:`bench.evaluate`.
 """
 
 from bench.metrics.accuracy import accuracy
