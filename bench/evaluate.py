@@ -19,7 +19,7 @@ from bench.metrics import accuracy
 from bench.metrics.divergence import (
     activation_distance, mean_js, mean_kl, prediction_distribution_js, prediction_histogram, zrf, zrf_compat,
 )
-from bench.metrics.mia import mia_auc, mia_conf_svc, mia_entropy, mia_loss_cv, per_example_loss
+from bench.metrics.mia import mia_auc, mia_conf_svc, mia_entropy, mia_loss_cv, mia_mentr_svc, per_example_loss
 from bench.splits import Scenario
 from bench.store import atomic_write_bytes
 from bench.train import Preprocess, autocast, synchronize
@@ -106,7 +106,10 @@ def load_logits(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray
 GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_entropy")
 
 
-def mia_metrics(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], scenario: Scenario, seed: int) -> dict[str, float]:
+def mia_metrics(
+    logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], scenario: Scenario, seed: int,
+    svc_max_samples: int | None = None,
+) -> dict[str, float]:
     """Every membership-inference score of one model (see :mod:`bench.metrics.mia`). In a
     class scenario the loss attacks compare the forget set with the test samples of the
     forgotten class, so class identity alone cannot separate them."""
@@ -120,7 +123,9 @@ def mia_metrics(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], sc
     return {
         "mia_entropy": mia_entropy(logits["retain"], logits["test"], logits["forget"]),
         "mia_conf_svc": mia_conf_svc(logits["retain"], labels["retain"], logits["test"], labels["test"],
-                                     logits["forget"], labels["forget"], seed),
+                                     logits["forget"], labels["forget"], seed, svc_max_samples),
+        "mia_mentr_svc": mia_mentr_svc(logits["retain"], labels["retain"], logits["test"], labels["test"],
+                                       logits["forget"], labels["forget"], seed, svc_max_samples),
         "mia_loss_cv": mia_loss_cv(forget_loss, test_loss, seed),
         "mia_auc": auc,
         "mia_tpr_1fpr": tpr,

@@ -5,6 +5,8 @@ classifier separately (FC+ALB constrains features; Boundary unlearning edits the
 
 from __future__ import annotations
 
+import threading
+
 from collections.abc import Callable
 
 import torch
@@ -29,6 +31,10 @@ def model_names() -> list[str]:
     return sorted(_MODELS)
 
 
+# Initialisation seeds torch's global generator; runs on several threads take turns.
+_GLOBAL_RNG = threading.Lock()
+
+
 def build_model(name: str, in_channels: int, num_classes: int, image_size: int, seed: int) -> "Classifier":
     """A freshly initialised model; the same seed gives the same weights. Its weights are in
     channels-last layout, as are the batches :class:`bench.train.Preprocess` makes: on the
@@ -36,7 +42,7 @@ def build_model(name: str, in_channels: int, num_classes: int, image_size: int, 
     layout for ``cnn`` (measured on 2 cores), and on CUDA it suits tensor cores."""
     if name not in _MODELS:
         raise UserError(f"unknown model {name!r}; allowed: {', '.join(model_names())}")
-    with torch.random.fork_rng(devices=[]):
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _MODELS[name](in_channels, num_classes, image_size).to(memory_format=torch.channels_last)
 

@@ -72,6 +72,8 @@ class UnlearnTask:
     log: dict[str, Any] = field(default_factory=dict)
     charged_seconds: float | None = None
     """Set by a method whose work was done earlier and cached (retrain): the time it cost then."""
+    charged_memory_mib: tuple[float, float] | None = None
+    """Set with ``charged_seconds``: the (peak, added) memory in MiB that work took then."""
 
 
 class UnlearningMethod:

@@ -17,6 +17,9 @@ import pandas as pd
 from bench.errors import UserError
 from bench.store import atomic_write_json, atomic_write_text
 
+# Metrics that measure the machine as much as the method: they differ between two runs of
+# the same cell, unlike every other metric, which is bit-for-bit reproducible on one machine.
+COST_METRICS = ("time_s", "speedup", "peak_mem_mib", "mem_delta_mib", "eval_s")
 COLUMNS = ["sweep", "dataset", "model", "scenario", "seed", "method", "status", "metric", "value"]
 STATUSES = ("ok", "failed", "not_applicable")
 REQUIRED = ("sweep", "dataset", "model", "scenario", "seed", "method", "status", "metrics")

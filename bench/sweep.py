@@ -14,6 +14,7 @@ made from the same inputs is skipped, so running a command again resumes it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import platform
@@ -32,7 +33,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.config import DatasetConfig, MethodEntry, SweepConfig, load_config, parse_int_list
+from bench.config import DatasetConfig, EvaluationConfig, MethodEntry, SweepConfig, load_config, parse_int_list
+from bench.costly import (
+    RunOutcome, forget_accuracy, forget_quality_metrics, map_runs, relearn_metrics, relearn_steps, run_outcome,
+)
 from bench.data import ImageData, cache_root, load_dataset, subsample
 from bench.errors import UserError, cli_main
 from bench.evaluate import (
@@ -40,6 +44,7 @@ from bench.evaluate import (
 )
 from bench.models import build_model
 from bench.registry import NotApplicable, UnlearnTask, get_method
+from bench.resources import PeakMemory
 from bench.results import read_record, rebuild_results_csv, record_path, write_record
 from bench.splits import Scenario, Split, load_split, make_split, parse_scenario, save_split
 from bench.store import stable_hash
@@ -49,7 +54,7 @@ from bench.update_record import TrainingRecord, UpdateRecorder
 # Bump when a change to training makes cached models obsolete.
 TRAINING_VERSION = 2
 # Bump when the metrics of a run record change, so finished cells are evaluated again.
-METRICS_VERSION = 2
+METRICS_VERSION = 3
 
 
 def derive_seed(seed: int, *parts: Any) -> int:
@@ -110,7 +115,7 @@ def prepare_data(config: DatasetConfig, device: torch.device) -> PreparedData:
     return PreparedData(config, data.to(device), fingerprint, preprocess)
 
 
-def cell_key(cell: Cell, prepared: PreparedData) -> str:
+def cell_key(cell: Cell, prepared: PreparedData, evaluation: EvaluationConfig) -> str:
     """Hash of everything that determines a cell's result: a record with another key is stale."""
     return stable_hash(
         {
@@ -122,6 +127,7 @@ def cell_key(cell: Cell, prepared: PreparedData) -> str:
             "params": cell.method.resolved_params(),
             "training_version": TRAINING_VERSION,
             "metrics_version": METRICS_VERSION,
+            "evaluation": evaluation.model_dump(exclude={"batch_size"}),
         },
         length=64,
     )
@@ -198,32 +204,36 @@ class ModelStore:
 
     def _trained(
         self, prepared: PreparedData, seed: int, kind: str, indices: torch.Tensor | None,
-        recorder: UpdateRecorder | None = None, **extra: Any,
+        recorder: UpdateRecorder | None = None, replica: int = 0, **extra: Any,
     ) -> CachedModel:
-        memo_key = (prepared.config.name, seed, kind, tuple(sorted(extra.items())))
-        if memo_key not in self._memo:
+        """Train (or load) one model. ``replica`` k > 0 is the k-th independent copy: its own
+        initialisation and data order, cached apart and not kept in memory."""
+        memo_key = (prepared.config.name, seed, kind, replica, tuple(sorted(extra.items())))
+        if memo_key in self._memo:
+            return self._memo[memo_key]
+        data = prepared.data
+        images = data.train_x if indices is None else data.train_x[indices.to(data.train_x.device)]
+        labels = data.train_y if indices is None else data.train_y[indices.to(data.train_y.device)]
+        label = f"{kind} {prepared.config.name} s{seed}" if self.progress and not replica else None
+        copy_parts = ("replica", replica) if replica else ()
+
+        def fit(model: nn.Module) -> TrainLog:
+            log = train(
+                model, images, labels, prepared.config.recipe, prepared.preprocess,
+                generator_for(seed, "train", *copy_parts), progress=label, hook=recorder,
+            )
+            log.extra = recorder.tensors() if recorder is not None else {}
+            return log
+
+        key_fields = self._key_fields(prepared, seed, kind, **extra, **({"replica": replica} if replica else {}))
+        trained = cached_training(
+            self.cache_dir, key_fields, build=lambda: self.new_model(prepared, derive_seed(seed, "init", *copy_parts)), fit=fit
+        )
+        if not replica:
             if len(self._memo) > 8:
                 self._memo.clear()
-            data = prepared.data
-            images = data.train_x if indices is None else data.train_x[indices.to(data.train_x.device)]
-            labels = data.train_y if indices is None else data.train_y[indices.to(data.train_y.device)]
-            label = f"{kind} {prepared.config.name} s{seed}"
-
-            def fit(model: nn.Module) -> TrainLog:
-                log = train(
-                    model, images, labels, prepared.config.recipe, prepared.preprocess,
-                    generator_for(seed, "train"), progress=label if self.progress else None, hook=recorder,
-                )
-                log.extra = recorder.tensors() if recorder is not None else {}
-                return log
-
-            self._memo[memo_key] = cached_training(
-                self.cache_dir,
-                self._key_fields(prepared, seed, kind, **extra),
-                build=lambda: self.new_model(prepared, derive_seed(seed, "init")),
-                fit=fit,
-            )
-        return self._memo[memo_key]
+            self._memo[memo_key] = trained
+        return trained
 
     def original(self, prepared: PreparedData, seed: int, planned: list[Split]) -> CachedModel:
         """The original model; ``planned`` are the forget sets whose updates are recorded, if recording."""
@@ -233,22 +243,46 @@ class ModelStore:
         recorder = UpdateRecorder(forget_sets, len(prepared.data.train_y))
         return self._trained(prepared, seed, "original", None, recorder, record_for=tuple(sorted(forget_sets)))
 
-    def retrained(self, prepared: PreparedData, seed: int, split: Split) -> CachedModel:
-        """Trained from the original's initialisation, with the original recipe, on the retain set."""
-        return self._trained(prepared, seed, "retrain", split.retain, forget_sha256=split.forget_sha256)
+    def retrained(self, prepared: PreparedData, seed: int, split: Split, replica: int = 0) -> CachedModel:
+        """Trained from the original's initialisation, with the original recipe, on the retain
+        set; replica k > 0 from an initialisation and data order of its own."""
+        return self._trained(prepared, seed, "retrain", split.retain, replica=replica, forget_sha256=split.forget_sha256)
 
-    def reference(self, prepared: PreparedData, cell: "Cell", split: Split, batch_size: int) -> "Reference":
-        """The retrained model's evaluation (one pass per split) and MIA scores, and a random
-        model's forget-set logits, once per (dataset, scenario, seed)."""
+    def reference(
+        self, prepared: PreparedData, cell: "Cell", split: Split, original: CachedModel, evaluation: EvaluationConfig
+    ) -> "Reference":
+        """The retrained model's evaluation (one pass per split) and MIA scores, a random
+        model's forget-set logits and the original's forget accuracy, once per (dataset,
+        scenario, seed); with the costly tier, the retrained model's relearn steps and the
+        outcomes of the K retrained replicas too."""
         memo_key = ("reference", prepared.config.name, cell.seed, split.forget_sha256)
         if memo_key not in self._memo:
+            batch_size = evaluation.batch_size
             retrained = self.retrained(prepared, cell.seed, split)
             splits = evaluation_splits(prepared, split)
-            evaluation = evaluate(retrained.model, splits, cell.scenario, prepared.preprocess, batch_size)
-            mia = mia_metrics(evaluation.logits, evaluation.labels, cell.scenario, cell.seed)
+            result = evaluate(retrained.model, splits, cell.scenario, prepared.preprocess, batch_size)
+            mia = mia_metrics(result.logits, result.labels, cell.scenario, cell.seed, evaluation.svc_max_samples)
             random_model = self.new_model(prepared, derive_seed(cell.seed, "random-reference"))
             random_forget = predict_logits(random_model, splits["forget"].images, prepared.preprocess, batch_size)
-            self._memo[memo_key] = Reference(retrained, evaluation, {**evaluation.metrics, **mia}, random_forget)
+            original_forget_acc = forget_accuracy(original.model, splits["forget"], prepared.preprocess, batch_size)
+            relearn = None
+            if evaluation.relearn is not None:
+                target = (1 - evaluation.relearn.alpha) * original_forget_acc
+                relearn = relearn_steps(
+                    retrained.model, splits["forget"], target, evaluation.relearn, prepared.preprocess,
+                    generator_for(cell.seed, "relearn"), batch_size,
+                )
+            outcomes = []
+            if evaluation.forget_quality is not None:
+                outcomes = map_runs(
+                    lambda k: run_outcome(
+                        self.retrained(prepared, cell.seed, split, replica=k).model, splits, prepared.preprocess, batch_size
+                    ),
+                    range(1, evaluation.forget_quality.runs + 1), self.device, evaluation.forget_quality.workers,
+                )
+            self._memo[memo_key] = Reference(
+                retrained, result, {**result.metrics, **mia}, random_forget, original_forget_acc, relearn, outcomes
+            )
         return self._memo[memo_key]
 
 
@@ -260,6 +294,9 @@ class Reference:
     evaluation: Evaluation
     metrics: dict[str, float]
     random_forget_logits: np.ndarray
+    original_forget_acc: float
+    relearn: tuple[int, bool] | None
+    replica_outcomes: list[RunOutcome]
 
 
 def record_name(split: Split) -> str:
@@ -291,13 +328,12 @@ def non_finite_tensors(model: nn.Module) -> list[str]:
     return [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
 
 
-def run_cell(
-    cell: Cell, prepared: PreparedData, models: ModelStore, out_dir: Path, config: SweepConfig, env: dict[str, Any]
-) -> dict[str, Any]:
-    """Run one method on one (dataset, scenario, seed), evaluate it, write its record, return it."""
-    split, split_file = split_for(out_dir, prepared, cell.scenario, cell.seed)
-    planned = [split_for(out_dir, prepared, parse_scenario(spec, prepared.data.num_classes), cell.seed)[0] for spec in config.scenarios]
-    original = models.original(prepared, cell.seed, planned)
+def make_task(
+    cell: Cell, prepared: PreparedData, models: ModelStore, split: Split, original: CachedModel,
+    generator: torch.Generator, retrain_replica: int = 0,
+) -> UnlearnTask:
+    """What the cell's method is given; ``retrain_replica`` picks which retrained model a
+    method that needs one gets (0: the reference; others: the costly tier's extra runs)."""
     data = prepared.data
     forget, retain = split.forget.to(data.train_x.device), split.retain.to(data.train_x.device)
     task = UnlearnTask(
@@ -309,20 +345,90 @@ def run_cell(
         scenario=cell.scenario,
         new_model=lambda seed: models.new_model(prepared, seed),
         device=models.device,
-        generator=generator_for(cell.seed, "method", cell.method.name),
+        generator=generator,
         preprocess=prepared.preprocess,
         recipe=prepared.config.recipe,
         seed=cell.seed,
     )
     method_class = get_method(cell.method.method)
     if "retrain_reference" in method_class.needs:
-        task.retrain_reference = lambda: models.retrained(prepared, cell.seed, split)
+        task.retrain_reference = lambda: models.retrained(prepared, cell.seed, split, replica=retrain_replica)
     if "training_record" in method_class.needs:
         task.training_record = TrainingRecord.from_tensors(original.extra, record_name(split), original.model)
+    return task
+
+
+@dataclass
+class MethodRun:
+    """One run of a method: the unlearned model, its wall time (device synchronised) and its peak memory."""
+
+    model: nn.Module
+    seconds: float
+    memory: PeakMemory | None
+
+
+def run_method(cell: Cell, task: UnlearnTask, original: CachedModel, measure_memory: bool = True) -> MethodRun:
+    """Run the cell's method on a copy of the original; raise if it returns no usable model."""
+    method_class = get_method(cell.method.method)
+    method = method_class(method_class.Config.model_validate(cell.method.params))
+    model = copy.deepcopy(original.model)
+    synchronize(task.device)
+    memory = PeakMemory(task.device) if measure_memory else None
+    with memory or contextlib.nullcontext():
+        start = time.perf_counter()
+        unlearned = method.unlearn(model, task)
+        synchronize(task.device)
+        seconds = time.perf_counter() - start
+    if not isinstance(unlearned, nn.Module):
+        raise TypeError(f"unlearn() returned {type(unlearned).__name__}, not a torch.nn.Module")
+    bad = non_finite_tensors(unlearned)
+    if bad:
+        raise FloatingPointError(f"non-finite weights after unlearning in {', '.join(bad[:3])}")
+    return MethodRun(unlearned, seconds, memory)
+
+
+def costly_metrics(
+    cell: Cell, prepared: PreparedData, models: ModelStore, split: Split, original: CachedModel,
+    unlearned: nn.Module, reference: Reference, evaluation: EvaluationConfig,
+) -> dict[str, float]:
+    """The costly tier: relearn steps and anamnesis index against the retrained model, and
+    the challenge's forget quality from K more runs of the method (each with a generator of
+    its own, from the same original) against the K retrained replicas."""
+    metrics: dict[str, float] = {}
+    splits = evaluation_splits(prepared, split)
+    if evaluation.relearn is not None and reference.relearn is not None:
+        target = (1 - evaluation.relearn.alpha) * reference.original_forget_acc
+        steps, censored = relearn_steps(
+            unlearned, splits["forget"], target, evaluation.relearn, prepared.preprocess,
+            generator_for(cell.seed, "relearn"), evaluation.batch_size,
+        )
+        metrics.update(relearn_metrics(steps, censored, *reference.relearn))
+    if evaluation.forget_quality is not None:
+        runs = evaluation.forget_quality.runs
+
+        def one_run(k: int) -> RunOutcome:
+            generator = generator_for(cell.seed, "method", cell.method.name, "run", k)
+            task = make_task(cell, prepared, models, split, original, generator, retrain_replica=runs + k)
+            unlearned = run_method(cell, task, original, measure_memory=False).model
+            return run_outcome(unlearned, splits, prepared.preprocess, evaluation.batch_size)
+
+        outcomes = map_runs(one_run, range(1, runs + 1), models.device, evaluation.forget_quality.workers)
+        metrics.update(forget_quality_metrics(outcomes, reference.replica_outcomes, evaluation.forget_quality.delta))
+    return metrics
+
+
+def run_cell(
+    cell: Cell, prepared: PreparedData, models: ModelStore, out_dir: Path, config: SweepConfig, env: dict[str, Any]
+) -> dict[str, Any]:
+    """Run one method on one (dataset, scenario, seed), evaluate it, write its record, return it."""
+    split, split_file = split_for(out_dir, prepared, cell.scenario, cell.seed)
+    planned = [split_for(out_dir, prepared, parse_scenario(spec, prepared.data.num_classes), cell.seed)[0] for spec in config.scenarios]
+    original = models.original(prepared, cell.seed, planned)
+    task = make_task(cell, prepared, models, split, original, generator_for(cell.seed, "method", cell.method.name))
     record: dict[str, Any] = {
         "sweep": config.sweep,
         "cell": cell.cell_id,
-        "cell_key": cell_key(cell, prepared),
+        "cell_key": cell_key(cell, prepared, config.evaluation),
         "dataset": cell.dataset.name,
         "model": cell.dataset.model,
         "scenario": cell.scenario.spec,
@@ -331,6 +437,7 @@ def run_cell(
         "method_class": cell.method.method,
         "params": cell.method.resolved_params(),
         "dataset_config": cell.dataset.model_dump(),
+        "evaluation_config": config.evaluation.model_dump(),
         "split": {
             "file": str(split_file.relative_to(out_dir)),
             "forget_size": len(split.forget),
@@ -344,41 +451,39 @@ def run_cell(
         "timings": {},
         "error": None,
     }
+    batch_size = config.evaluation.batch_size
     try:
-        model = copy.deepcopy(original.model)
-        method = method_class(method_class.Config.model_validate(cell.method.params))
-        synchronize(models.device)
+        run = run_method(cell, task, original)
+        reference = models.reference(prepared, cell, split, original, config.evaluation)
         start = time.perf_counter()
-        unlearned = method.unlearn(model, task)
-        synchronize(models.device)
-        measured = time.perf_counter() - start
-        if not isinstance(unlearned, nn.Module):
-            raise TypeError(f"unlearn() returned {type(unlearned).__name__}, not a torch.nn.Module")
-        bad = non_finite_tensors(unlearned)
-        if bad:
-            raise FloatingPointError(f"non-finite weights after unlearning in {', '.join(bad[:3])}")
-        reference = models.reference(prepared, cell, split, config.eval_batch_size)
-        start = time.perf_counter()
-        evaluation = evaluate(unlearned, evaluation_splits(prepared, split), cell.scenario, prepared.preprocess, config.eval_batch_size)
-        mia = mia_metrics(evaluation.logits, evaluation.labels, cell.scenario, cell.seed)
+        evaluation = evaluate(run.model, evaluation_splits(prepared, split), cell.scenario, prepared.preprocess, batch_size)
+        mia = mia_metrics(evaluation.logits, evaluation.labels, cell.scenario, cell.seed, config.evaluation.svc_max_samples)
         distances, histograms = reference_metrics(
-            evaluation.logits, reference.evaluation.logits, reference.random_forget_logits, data.num_classes
+            evaluation.logits, reference.evaluation.logits, reference.random_forget_logits, prepared.data.num_classes
         )
         gaps = gap_metrics({**evaluation.metrics, **mia}, reference.metrics)
-        weights = weight_distance(unlearned, reference.retrained.model)
+        weights = weight_distance(run.model, reference.retrained.model)
         eval_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        costly = costly_metrics(cell, prepared, models, split, original, run.model, reference, config.evaluation)
+        costly_seconds = time.perf_counter() - start
     except NotApplicable as reason:
         record.update(status="not_applicable", reason=str(reason), method_log=task.log)
     except Exception as error:  # a failing method never stops the sweep
         record.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
     else:
-        method_seconds = task.charged_seconds if task.charged_seconds is not None else measured
+        method_seconds = task.charged_seconds if task.charged_seconds is not None else run.seconds
+        peak_mib, delta_mib = task.charged_memory_mib if task.charged_memory_mib is not None else (run.memory.peak_mib, run.memory.delta_mib)
         speedup = reference.retrained.train_seconds / method_seconds if method_seconds > 0 else float("inf")
-        record["timings"] = {"method_s": method_seconds, "method_measured_s": measured, "eval_s": eval_seconds}
+        record["timings"] = {
+            "method_s": method_seconds, "method_measured_s": run.seconds, "eval_s": eval_seconds, "costly_s": costly_seconds,
+        }
         record["metrics"] = {
             **evaluation.metrics, **mia, **distances, **gaps, "weight_dist": weights,
-            "time_s": method_seconds, "speedup": speedup, "eval_s": eval_seconds,
+            "time_s": method_seconds, "speedup": speedup, "peak_mem_mib": peak_mib, "mem_delta_mib": delta_mib,
+            "eval_s": eval_seconds, **costly,
         }
+        record["memory_kind"] = "cuda_max_allocated" if models.device.type == "cuda" else "process_rss_sampled"
         record["prediction_histograms"] = histograms
         record["method_log"] = task.log
         logits_file = record_path(out_dir, cell.cell_id).with_suffix(".logits.npz")
@@ -405,7 +510,7 @@ def run_sweep(config: SweepConfig, out_dir: Path, cache_dir: Path | None = None,
         raise UserError(f"device {config.device!r} asked for, but CUDA is not available; use device: auto or cpu")
     datasets = {d.name: prepare_data(d, device) for d in config.datasets}  # data errors stop here, before any write
     cells = plan_cells(config, datasets)
-    pending = [c for c in cells if not is_finished(out_dir, c, cell_key(c, datasets[c.dataset.name]))]
+    pending = [c for c in cells if not is_finished(out_dir, c, cell_key(c, datasets[c.dataset.name], config.evaluation))]
     record_updates = any("training_record" in get_method(m.method).needs for m in config.methods)
     models = ModelStore((cache_dir or cache_root()) / "models", device, progress, record_updates)
     env = environment(device)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from tqdm.auto import tqdm
 
+from bench.resources import PeakMemory
 from bench.store import load_verified, save_tensors, stable_hash
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -214,14 +215,17 @@ def train(
 
 @dataclass(frozen=True)
 class CachedModel:
-    """A trained model from the cache or fresh, with what its training cost and the
-    tensors its training hook produced (``TrainLog.extra``)."""
+    """A trained model from the cache or fresh, with what its training cost (wall time, and
+    peak and added memory as :class:`bench.resources.PeakMemory` measures them; NaN for models
+    cached before memory was recorded) and the tensors its training hook produced."""
 
     model: nn.Module
     train_seconds: float
     from_cache: bool
     key: str
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    peak_mib: float = float("nan")
+    delta_mib: float = float("nan")
 
 
 EXTRA_PREFIX = "extra::"
@@ -248,9 +252,14 @@ def cached_training(
         state = {name: t.to(device) for name, t in tensors.items() if not name.startswith(EXTRA_PREFIX)}
         extra = {name.removeprefix(EXTRA_PREFIX): t for name, t in tensors.items() if name.startswith(EXTRA_PREFIX)}
         model.load_state_dict(state)
-        return CachedModel(model, float(metadata["train_seconds"]), True, key, extra)
-    log = fit(model)
-    metadata = {"key": key, "fields": json.dumps(key_fields, sort_keys=True, default=str), "train_seconds": repr(log.seconds)}
+        peak, delta = (float(metadata.get(name, "nan")) for name in ("peak_mib", "delta_mib"))
+        return CachedModel(model, float(metadata["train_seconds"]), True, key, extra, peak, delta)
+    with PeakMemory(next(model.parameters()).device) as memory:
+        log = fit(model)
+    metadata = {
+        "key": key, "fields": json.dumps(key_fields, sort_keys=True, default=str), "train_seconds": repr(log.seconds),
+        "peak_mib": repr(memory.peak_mib), "delta_mib": repr(memory.delta_mib),
+    }
     tensors = {**model.state_dict(), **{EXTRA_PREFIX + name: t for name, t in log.extra.items()}}
     save_tensors(path, tensors, metadata)
-    return CachedModel(model, log.seconds, False, key, dict(log.extra))
+    return CachedModel(model, log.seconds, False, key, dict(log.extra), memory.peak_mib, memory.delta_mib)

@@ -18,5 +18,6 @@ class Retrain(UnlearningMethod):
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         reference = task.retrain_reference()
         task.charged_seconds = reference.train_seconds
+        task.charged_memory_mib = (reference.peak_mib, reference.delta_mib)
         task.log["from_cache"] = reference.from_cache
         return reference.model

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.metrics.mia import entropy, mia_auc, mia_conf_svc, mia_entropy, mia_loss_cv, per_example_loss
+from bench.metrics.mia import (
+    entropy, mia_auc, mia_conf_svc, mia_entropy, mia_loss_cv, mia_mentr_svc, modified_entropy, per_example_loss,
+)
 
 
 def logits_with_confidence(rng, n, k, sharpness):
@@ -55,3 +57,31 @@ def test_conf_svc_efficacy():
     forgotten, forgotten_y = logits_with_confidence(rng, 200, 10, 0.0)
     assert mia_conf_svc(retain, retain_y, test, test_y, member_like, member_y) < 0.05  # not forgotten
     assert mia_conf_svc(retain, retain_y, test, test_y, forgotten, forgotten_y) > 0.95  # looks unseen
+    # capped at 100 a side, the 1-D boundary is the same
+    assert mia_conf_svc(retain, retain_y, test, test_y, member_like, member_y, max_samples=100) < 0.05
+    assert mia_conf_svc(retain, retain_y, test, test_y, forgotten, forgotten_y, max_samples=100) > 0.95
+
+
+def test_modified_entropy_known_answers_and_rows_use_their_own_label():
+    uniform = np.zeros((1, 4))
+    expected = -(0.75 * np.log(0.25)) - 3 * 0.25 * np.log(0.75)
+    assert modified_entropy(uniform, np.array([0]))[0] == pytest.approx(expected)
+    confident = np.array([[30.0, 0.0, 0.0]])
+    assert modified_entropy(confident, np.array([0]))[0] == pytest.approx(0.0, abs=1e-9)
+    assert modified_entropy(confident, np.array([1]))[0] > 20  # confidently wrong
+    rng = np.random.default_rng(0)
+    logits, labels = rng.normal(size=(5, 4)), np.array([0, 1, 2, 3, 1])
+    one_by_one = [modified_entropy(logits[i : i + 1], labels[i : i + 1])[0] for i in range(5)]
+    np.testing.assert_allclose(modified_entropy(logits, labels), one_by_one)
+
+
+def test_mentr_svc_efficacy():
+    rng = np.random.default_rng(4)
+    retain, retain_y = logits_with_confidence(rng, 1000, 10, 12.0)
+    test, test_y = logits_with_confidence(rng, 400, 10, 0.0)
+    member_like, member_y = logits_with_confidence(rng, 200, 10, 12.0)
+    forgotten, forgotten_y = logits_with_confidence(rng, 200, 10, 0.0)
+    assert mia_mentr_svc(retain, retain_y, test, test_y, member_like, member_y) < 0.05
+    assert mia_mentr_svc(retain, retain_y, test, test_y, forgotten, forgotten_y) > 0.95
+    same, same_y = logits_with_confidence(rng, 400, 10, 0.0)
+    assert 0.3 < mia_mentr_svc(same, same_y, test, test_y, forgotten, forgotten_y) < 0.7  # one distribution

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 
 from bench.config import load_config
 from bench.evaluate import load_logits
-from bench.results import COLUMNS
+from bench.results import COLUMNS, COST_METRICS
 from bench.sweep import main, run_sweep
 from conftest import ROOT, run_module, write_config
 
@@ -50,7 +51,7 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
     first = run_sweep(config, tmp_path / "a", tmp_path / "cache_a", progress=False)
     second = run_sweep(config, tmp_path / "b", tmp_path / "cache_b", progress=False)
     a, b = (pd.read_csv(s.results_csv) for s in (first, second))
-    quality = lambda t: t[~t.metric.isin(["time_s", "eval_s", "speedup"])].reset_index(drop=True)  # noqa: E731
+    quality = lambda t: t[~t.metric.isin(COST_METRICS)].reset_index(drop=True)  # noqa: E731
     pd.testing.assert_frame_equal(quality(a), quality(b))
     for name in ("original", "retrain", "finetune"):
         la, _ = load_logits(tmp_path / "a" / "runs" / f"digits__random0.1__s0__{name}.logits.npz")
@@ -72,7 +73,9 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path):
         ("scenarios=['pixel:3']", "unknown kind 'pixel'; allowed: class:<k>, random:<fraction>"),
         ("methods=[{name: finetune, params: {epochs: 0}}]", "methods.0: params of 'finetune': epochs: Input should be greater than or equal to 1"),
         ("methods=[{name: finetune, params: {lr_max: 1}}]", "methods.0: params of 'finetune': lr_max: unknown field; allowed: epochs, lr"),
-        ("colour=blue", "colour: unknown field; allowed: sweep, datasets, scenarios, seeds, methods, device, eval_batch_size"),
+        ("colour=blue", "colour: unknown field; allowed: sweep, datasets, scenarios, seeds, methods, device, evaluation"),
+        ("evaluation.relearn.alpha=2", "evaluation.relearn.alpha: Input should be less than 1"),
+        ("evaluation.forget_quality={runs: 1}", "evaluation.forget_quality.runs: Input should be greater than or equal to 2"),
         ("device=tpu", "device: unknown device 'tpu'; allowed: auto, cpu, cuda, cuda:<index>"),
         ("seeds=[]", "seeds: List should have at least 1 item"),
     ],
@@ -154,7 +157,7 @@ def test_sweep_on_real_data(tmp_path, name, folder):
 REFERENCE_METRICS = {
     "mia_entropy", "mia_conf_svc", "mia_loss_cv", "mia_auc", "mia_tpr_1fpr", "js_retrain", "js_retrain_test",
     "kl_retrain", "pred_dist_js", "act_dist", "zrf", "zrf_compat", "weight_dist", "gap_forget_acc", "gap_retain_acc",
-    "gap_test_acc", "gap_mia_entropy", "avg_gap", "speedup",
+    "gap_test_acc", "gap_mia_entropy", "avg_gap", "speedup", "time_s", "eval_s", "peak_mem_mib", "mem_delta_mib",
 }
 
 
@@ -173,3 +176,23 @@ def test_every_cell_is_compared_with_the_retrained_model(tmp_path):
     record = json.loads((tmp_path / "out" / "runs" / "digits__class3__s0__original.json").read_text())
     histograms = record["prediction_histograms"]
     assert histograms["retrain"][3] == 0.0 and histograms["model"][3] > 0.9  # the original still predicts class 3
+
+
+def test_costly_tier_relearn_and_forget_quality(tmp_path):
+    """The original relearns in no step (AIN 0); retrain relearns like itself (AIN 1). The
+    original's confidences on the forgotten class sit far from every retrained replica's, so
+    its forget quality is about 0; retrain's own replicas are drawn like the reference ones."""
+    evaluation = {"relearn": {"max_steps": 200}, "forget_quality": {"runs": 4}}
+    config = load_config(write_config(tmp_path / "c.yaml", scenarios=["class:3"], evaluation=evaluation,
+                                      methods=["original", "retrain"]))
+    summary = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False)
+    value = pd.read_csv(summary.results_csv).set_index(["method", "metric"])["value"]
+    assert value[("original", "relearn_steps")] == 0 and value[("original", "ain")] == 0
+    assert value[("retrain", "relearn_steps")] > 0 and value[("retrain", "relearn_censored")] == 0
+    assert value[("retrain", "ain")] == 1.0
+    assert value[("original", "fq_forgetting")] < 1e-6 and value[("original", "fq_epsilon_mean")] == 50
+    assert value[("retrain", "fq_forgetting")] > 0.2
+    assert value[("retrain", "forget_quality")] == pytest.approx(value[("retrain", "fq_forgetting")], rel=0.05)
+    documented = set(re.findall(r"`([a-z0-9_]+)`", (ROOT / "docs" / "metrics.md").read_text()))
+    produced = set(value.index.get_level_values("metric"))
+    assert produced - documented == set(), "metrics missing from docs/metrics.md"

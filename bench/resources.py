@@ -1,0 +1,70 @@
+"""Peak memory of a block of code: CUDA's peak allocation on a GPU, the process's peak
+resident memory (sampled) on the CPU."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+import psutil
+import torch
+
+MIB = 2**20
+
+
+class PeakMemory:
+    """Context manager measuring the peak memory used while its block runs.
+
+    On CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak statistics, so
+    the peak is of the tensors the block held (the caching allocator's reserve aside). On
+    the CPU: the process's resident set size sampled every ``interval`` seconds by a
+    thread (the operating system keeps only a lifetime maximum, which a block cannot be
+    charged with), plus a sample at entry and exit, so a peak shorter than the interval
+    can be missed. ``peak_mib`` is the absolute peak; ``delta_mib`` the peak less the
+    level at entry, which is what the block added.
+    """
+
+    def __init__(self, device: torch.device, interval: float = 0.002):
+        self.device = device
+        self.interval = interval
+        self.start_bytes = 0
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._process = psutil.Process()
+
+    def _rss(self) -> int:
+        return self._process.memory_info().rss
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.start_bytes = self.peak_bytes = torch.cuda.memory_allocated(self.device)
+        else:
+            self.start_bytes = self.peak_bytes = self._rss()
+            self._thread = threading.Thread(target=self._sample, name="peak-memory", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_bytes = max(self.peak_bytes, torch.cuda.max_memory_allocated(self.device))
+        else:
+            self._stop.set()
+            assert self._thread is not None
+            self._thread.join()
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+
+    @property
+    def peak_mib(self) -> float:
+        return self.peak_bytes / MIB
+
+    @property
+    def delta_mib(self) -> float:
+        return (self.peak_bytes - self.start_bytes) / MIB
