@@ -473,7 +473,8 @@ def run_cell(
         record.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
     else:
         method_seconds = task.charged_seconds if task.charged_seconds is not None else run.seconds
-        peak_mib, delta_mib = task.charged_memory_mib if task.charged_memory_mib is not None else (run.memory.peak_mib, run.memory.delta_mib)
+        assert run.memory is not None
+        peak_mib, delta_mib = task.charged_memory_mib or (run.memory.peak_mib, run.memory.delta_mib)
         speedup = reference.retrained.train_seconds / method_seconds if method_seconds > 0 else float("inf")
         record["timings"] = {
             "method_s": method_seconds, "method_measured_s": run.seconds, "eval_s": eval_seconds, "costly_s": costly_seconds,

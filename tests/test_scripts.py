@@ -26,6 +26,17 @@ def test_run_all_quick_profile_end_to_end(tmp_path):
     assert len(table.groupby(["scenario", "seed", "method"]).size()) == 2 * 3 * len(methods)
     assert {"original", "retrain", "finetune"} <= set(methods)
     assert (out / "tables" / "digits__class-3.md").is_file()
+    # every cell that ran has every metric of the evaluation suite (the costly tier aside)
+    every_cell = {
+        "forget_acc", "retain_acc", "test_acc", "mia_entropy", "mia_conf_svc", "mia_mentr_svc", "mia_loss_cv", "mia_auc",
+        "mia_tpr_1fpr", "js_retrain", "js_retrain_test", "kl_retrain", "pred_dist_js", "act_dist", "zrf", "zrf_compat",
+        "weight_dist", "gap_forget_acc", "gap_retain_acc", "gap_test_acc", "gap_mia_entropy", "avg_gap", "time_s",
+        "speedup", "peak_mem_mib", "mem_delta_mib", "eval_s",
+    }
+    ok = table[table["status"] == "ok"]
+    for (scenario, _seed, _method), cell in ok.groupby(["scenario", "seed", "method"]):
+        wanted = every_cell | ({"test_forget_class_acc", "test_rest_acc"} if scenario.startswith("class") else set())
+        assert wanted <= set(cell["metric"]), wanted - set(cell["metric"])
 
 
 def test_run_all_rejects_an_unknown_profile():
