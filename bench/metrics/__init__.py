@@ -2,7 +2,8 @@
 
 ``accuracy``, the divergences to the retrained and a random model (``bench.metrics.divergence``)
 and the membership-inference attacks (``bench.metrics.mia``) feed every run record through
-:mod:`bench.evaluate`.
+:mod:`bench.evaluate`; the challenge's forget-quality score (``bench.metrics.forget_quality``)
+feeds the costly tier through :mod:`bench.costly`. Each is defined in ``docs/metrics.md``.
 """
 
 from bench.metrics.accuracy import accuracy
