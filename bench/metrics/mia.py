@@ -67,7 +67,7 @@ def _svc_non_member_share(
     sample; return the share of the target predicted non-member."""
     rng = np.random.default_rng(seed)
     n_non = len(non_member_feature) if max_samples is None else min(len(non_member_feature), max_samples)
-    n_members = min(len(member_feature), len(non_member_feature) if max_samples is None else n_non)
+    n_members = min(len(member_feature), n_non)
     members = member_feature[rng.choice(len(member_feature), size=n_members, replace=False)]
     non_members = non_member_feature[rng.choice(len(non_member_feature), size=n_non, replace=False)]
     x = np.concatenate([members, non_members])[:, None]
