@@ -41,9 +41,24 @@ def tensors_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: os.umask can only be read by setting it, which would race with
+# files created meanwhile by other threads.
+_UMASK = _read_umask()
+
+
 def _atomic_target(path: Path) -> tuple[int, str]:
+    """A temporary file beside ``path``, with the mode a plain ``open`` would give it
+    (mkstemp's is 0600, which would hide results from the other users of a shared folder)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_UMASK)
+    return fd, tmp
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

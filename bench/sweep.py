@@ -35,13 +35,15 @@ from tqdm.auto import tqdm
 
 from bench.config import DatasetConfig, EvaluationConfig, MethodEntry, SweepConfig, load_config, parse_int_list
 from bench.costly import (
-    RunOutcome, forget_accuracy, forget_quality_metrics, map_runs, relearn_metrics, relearn_steps, run_outcome,
+    RunOutcome, forget_quality_metrics, map_runs, relearn_metrics, relearn_steps, run_outcome,
 )
 from bench.data import ImageData, cache_root, load_dataset, subsample
 from bench.errors import UserError, cli_main
 from bench.evaluate import (
     Evaluation, SplitData, evaluate, gap_metrics, mia_metrics, predict_logits, reference_metrics, save_logits, weight_distance,
 )
+from bench.metrics.accuracy import accuracy
+from bench.metrics.divergence import prediction_histogram
 from bench.models import build_model
 from bench.registry import NotApplicable, UnlearnTask, get_method
 from bench.resources import PeakMemory
@@ -252,7 +254,7 @@ class ModelStore:
         self, prepared: PreparedData, cell: "Cell", split: Split, original: CachedModel, evaluation: EvaluationConfig
     ) -> "Reference":
         """The retrained model's evaluation (one pass per split) and MIA scores, a random
-        model's forget-set logits and the original's forget accuracy, once per (dataset,
+        model's forget-set logits and the original's forget logits and accuracy, once per (dataset,
         scenario, seed); with the costly tier, the retrained model's relearn steps and the
         outcomes of the K retrained replicas too."""
         memo_key = ("reference", prepared.config.name, cell.seed, split.forget_sha256)
@@ -264,7 +266,8 @@ class ModelStore:
             mia = mia_metrics(result.logits, result.labels, cell.scenario, cell.seed, evaluation.svc_max_samples)
             random_model = self.new_model(prepared, derive_seed(cell.seed, "random-reference"))
             random_forget = predict_logits(random_model, splits["forget"].images, prepared.preprocess, batch_size)
-            original_forget_acc = forget_accuracy(original.model, splits["forget"], prepared.preprocess, batch_size)
+            original_forget = predict_logits(original.model, splits["forget"].images, prepared.preprocess, batch_size)
+            original_forget_acc = accuracy(original_forget, splits["forget"].labels)
             relearn = None
             if evaluation.relearn is not None:
                 target = (1 - evaluation.relearn.alpha) * original_forget_acc
@@ -281,7 +284,8 @@ class ModelStore:
                     range(1, evaluation.forget_quality.runs + 1), self.device, evaluation.forget_quality.workers,
                 )
             self._memo[memo_key] = Reference(
-                retrained, result, {**result.metrics, **mia}, random_forget, original_forget_acc, relearn, outcomes
+                retrained, result, {**result.metrics, **mia}, random_forget, original_forget, original_forget_acc,
+                relearn, outcomes,
             )
         return self._memo[memo_key]
 
@@ -294,6 +298,7 @@ class Reference:
     evaluation: Evaluation
     metrics: dict[str, float]
     random_forget_logits: np.ndarray
+    original_forget_logits: np.ndarray
     original_forget_acc: float
     relearn: tuple[int, bool] | None
     replica_outcomes: list[RunOutcome]
@@ -485,7 +490,8 @@ def run_cell(
             "eval_s": eval_seconds, **costly,
         }
         record["memory_kind"] = "cuda_max_allocated" if models.device.type == "cuda" else "process_rss_sampled"
-        record["prediction_histograms"] = histograms
+        original_histogram = prediction_histogram(reference.original_forget_logits, prepared.data.num_classes)
+        record["prediction_histograms"] = {**histograms, "original": original_histogram.tolist()}
         record["method_log"] = task.log
         logits_file = record_path(out_dir, cell.cell_id).with_suffix(".logits.npz")
         save_logits(logits_file, evaluation)

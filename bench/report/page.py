@@ -1,0 +1,109 @@
+"""``report.html``: one static page holding the whole report.
+
+No server, no script, no external asset: the figures are embedded as ``data:`` URIs and
+the style is inline, so the file opens from disk, from a mail attachment or an archive.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any
+
+from bench.report.figures import Figure
+from bench.report.load import Results
+from bench.report.render import Table, to_html
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #111; line-height: 1.4; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #999; padding-bottom: .2em; margin-top: 2em; }
+h3 { font-size: 1.05em; margin-top: 1.6em; }
+table { border-collapse: collapse; font-size: .82em; margin: .4em 0; }
+th, td { border-top: 1px solid #ccc; border-bottom: 1px solid #ccc; padding: .25em .6em; text-align: right; white-space: nowrap; }
+thead th { border-bottom: 2px solid #333; } thead th:first-child, tbody th { text-align: left; } tbody th { font-weight: normal; }
+.caption, .note { font-size: .85em; color: #333; margin: .2em 0; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: .85em; color: #333; }
+pre { background: #f4f4f4; padding: .6em; overflow-x: auto; font-size: .8em; }
+nav ul { columns: 2; font-size: .9em; }
+"""
+
+
+def _json(value: Any) -> str:
+    return html.escape(json.dumps(value, indent=1, sort_keys=True, default=str))
+
+
+def _key_value_table(rows: list[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{v}</td></tr>" for k, v in rows)
+    return f"<table><tbody>{body}</tbody></table>"
+
+
+def config_section(results: Results) -> str:
+    """The sweep's configuration as the records tell it (each record carries its own)."""
+    records = results.records
+    datasets = {r["dataset"]: r.get("dataset_config") for r in records}
+    methods = {r["method"]: (r.get("method_class", r["method"]), r.get("params")) for r in records}
+    evaluations = list({json.dumps(r.get("evaluation_config"), sort_keys=True): r.get("evaluation_config") for r in records}.values())
+    rows = [
+        ("sweeps", html.escape(", ".join(dict.fromkeys(str(r["sweep"]) for r in records)))),
+        ("results folders", html.escape(", ".join(str(f) for f in results.folders))),
+        ("scenarios", html.escape(", ".join(dict.fromkeys(r["scenario"] for r in records)))),
+        ("seeds", html.escape(", ".join(str(s) for s in sorted({r["seed"] for r in records})))),
+        ("cells", html.escape(", ".join(f"{n} {status}" for status, n in Counter(r["status"] for r in records).items()))),
+    ]
+    parts = ["<h2 id='config'>Configuration</h2>", _key_value_table(rows), "<h3>Datasets</h3>"]
+    parts += [f"<p><b>{html.escape(name)}</b></p><pre>{_json(config)}</pre>" for name, config in datasets.items()]
+    parts.append("<h3>Methods</h3>")
+    method_rows = [(name, f"<code>{html.escape(cls)}</code> <pre>{_json(params)}</pre>") for name, (cls, params) in methods.items()]
+    parts.append(_key_value_table(method_rows))
+    parts.append("<h3>Evaluation</h3>")
+    parts += [f"<pre>{_json(e)}</pre>" for e in evaluations]
+    return "\n".join(parts)
+
+
+def environment_section(results: Results) -> str:
+    """Every distinct environment the records were produced in, with how many cells each."""
+    counts: Counter[str] = Counter(json.dumps(r.get("env") or {}, sort_keys=True) for r in results.records)
+    parts = ["<h2 id='environment'>Environment</h2>"]
+    for env, n in counts.most_common():
+        parts.append(f"<p>{n} cell(s):</p><pre>{html.escape(json.dumps(json.loads(env), indent=1, sort_keys=True))}</pre>")
+    return "\n".join(parts)
+
+
+def figure_html(figure: Figure) -> str:
+    data = base64.b64encode(figure.png.read_bytes()).decode("ascii")
+    return (
+        f"<figure id='{html.escape(figure.name)}'><img alt='{html.escape(figure.title)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption><b>{html.escape(figure.title)}.</b> {html.escape(figure.caption)} "
+        f"(PDF: <code>{html.escape(str(figure.pdf))}</code>)</figcaption></figure>"
+    )
+
+
+def build_page(results: Results, tables: list[Table], figures: list[Figure], failures: Table) -> str:
+    """The whole page: config and environment, every table, every figure, the failures."""
+    contents = "".join(f"<li><a href='#{html.escape(t.name)}'>{html.escape(t.title)}</a></li>" for t in tables)
+    contents += "".join(f"<li><a href='#{html.escape(f.name)}'>{html.escape(f.title)}</a></li>" for f in figures)
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = [
+        f"<h1>unlearn-bench report: {html.escape(results.name)}</h1>",
+        f"<p class='note'>Generated {generated} from {len(results.records)} run records; rebuild with "
+        f"<code>python -m bench.report --results {html.escape(' '.join(str(f) for f in results.folders))}</code>.</p>",
+        "<nav><h2>Contents</h2><ul><li><a href='#config'>Configuration</a></li><li><a href='#environment'>Environment</a></li>"
+        f"<li><a href='#failures-section'>Failures</a></li>{contents}</ul></nav>",
+        config_section(results),
+        environment_section(results),
+        "<h2 id='tables'>Tables</h2>",
+        *(to_html(t) for t in tables if t.name != failures.name),
+        "<h2 id='figures'>Figures</h2>",
+        *(figure_html(f) for f in figures),
+        "<h2 id='failures-section'>Failures</h2>",
+        to_html(failures),
+    ]
+    return (
+        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n<link rel='icon' href='data:,'>\n"
+        f"<title>unlearn-bench report: {html.escape(results.name)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body) + "\n</body>\n</html>\n"
+    )
