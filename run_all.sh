@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up .venv if needed, run the sweep of a profile (default: quick), build its report.
-#   ./run_all.sh [PROFILE|CONFIG.yaml] [sweep arguments...]
+# Set up .venv if needed, run the sweep of a profile (default: quick), build its report;
+# the last line printed is the path of report.html.
+#   ./run_all.sh [PROFILE|CONFIG.yaml] [--plots DIR] [sweep arguments...]
 # e.g. ./run_all.sh cpu --seeds 0   or   ./run_all.sh quick --methods retrain,finetune
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,12 +20,17 @@ else
 fi
 source scripts/setup_env.sh
 out=""
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  case "${args[$i]}" in
-    --out) out="${args[$((i + 1))]:-}" ;;
-    --out=*) out="${args[$i]#--out=}" ;;
+plots=()
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --plots) plots=(--plots "${2:?--plots needs a folder}"); shift 2; continue ;;
+    --plots=*) plots=(--plots "${1#--plots=}"); shift; continue ;;
+    --out) out="${2:-}" ;;
+    --out=*) out="${1#--out=}" ;;
   esac
+  args+=("$1")
+  shift
 done
 if [ -z "$out" ]; then
   sweep="$(.venv/bin/python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["sweep"])' "$config" 2>/dev/null || true)"
@@ -33,5 +39,6 @@ if [ -z "$out" ]; then
 fi
 start=$SECONDS
 .venv/bin/python -m bench.sweep --config "$config" "${args[@]}"
-.venv/bin/python -m bench.report --results "$out"
-echo "done in $((SECONDS - start)) s; results: $out/results.csv, run records: $out/runs/"
+.venv/bin/python -m bench.report --results "$out" "${plots[@]}"
+echo "done in $((SECONDS - start)) s; results: $out/results.csv, run records: $out/runs/, tables: $out/tables/"
+echo "$out/report.html"

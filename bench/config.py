@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bench.data import dataset_names, dataset_num_classes
+from bench.data import dataset_num_classes
 from bench.errors import UserError
 from bench.models import model_names
 from bench.registry import get_method, method_names

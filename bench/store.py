@@ -13,11 +13,12 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+
+if TYPE_CHECKING:  # torch is imported where tensors are saved or loaded: the report needs none
+    import torch
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:
@@ -88,6 +89,8 @@ def save_tensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata: Mapp
     cpu = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
     meta = dict(metadata)
     meta["checksum"] = tensors_checksum(cpu)
+    from safetensors.torch import save_file
+
     fd, tmp = _atomic_target(path)
     os.close(fd)
     try:
@@ -114,6 +117,8 @@ def load_verified(path: Path, expected_key: str) -> tuple[dict[str, torch.Tensor
     Returns None when the file is missing, unreadable, made for another key, or its
     tensors do not match the checksum stored at save time: the caller then rebuilds it.
     """
+    from safetensors.torch import load_file
+
     if not path.is_file():
         return None
     try:

@@ -58,3 +58,47 @@ def run_module(module: str, *args: str, env: dict[str, str] | None = None, cwd: 
     return subprocess.run(
         [sys.executable, "-m", module, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=600
     )
+
+
+def hand_record(
+    method: str, seed: int, metrics: dict[str, float] | None = None, *, scenario: str = "class:3", dataset: str = "digits",
+    status: str = "ok", sweep: str = "hand", method_class: str | None = None, params: dict | None = None,
+    histograms: dict[str, list[float]] | None = None, epochs: list[dict] | None = None, error: str | None = None,
+) -> dict:
+    """A run record made by hand, with the fields the report reads, for tests whose answers are known."""
+    record = {
+        "sweep": sweep, "cell": f"{dataset}__{scenario.replace(':', '')}__s{seed}__{method}", "dataset": dataset,
+        "model": "cnn", "scenario": scenario, "seed": seed, "method": method, "method_class": method_class or method,
+        "params": params or {}, "dataset_config": {"name": dataset, "model": "cnn"}, "evaluation_config": {"batch_size": 1024},
+        "env": {"device": "cpu", "device_name": "test-cpu", "python": "3"}, "status": status,
+        "metrics": metrics if status == "ok" else {}, "timings": {}, "error": error,
+        "memory_kind": "process_rss_sampled" if status == "ok" else None,
+    }
+    if histograms is not None:
+        record["prediction_histograms"] = histograms
+    if epochs is not None:
+        record["method_log"] = {"epochs": epochs}
+    if status == "not_applicable":
+        record["reason"] = error
+    return record
+
+
+def write_records(folder: Path, records: list[dict]) -> Path:
+    """``folder/runs/<cell>.json`` for each record; returns ``folder``."""
+    import json
+
+    (folder / "runs").mkdir(parents=True, exist_ok=True)
+    for record in records:
+        (folder / "runs" / f"{record['cell']}.json").write_text(json.dumps(record))
+    return folder
+
+
+def require_tool(available: bool, what: str) -> None:
+    """Skip a test whose outside tool is missing here, saying which; under ``.ci/run``
+    (``UNLEARN_REQUIRE_TOOLS=1``, after ``scripts/setup_system.sh``) fail instead."""
+    if available:
+        return
+    message = f"{what} is not installed (scripts/setup_system.sh installs it)"
+    if os.environ.get("UNLEARN_REQUIRE_TOOLS"):
+        pytest.fail(message)
+    pytest.skip(message)

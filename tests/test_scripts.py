@@ -13,19 +13,35 @@ from conftest import ROOT
 
 @pytest.mark.slow
 def test_run_all_quick_profile_end_to_end(tmp_path):
-    out = tmp_path / "quick"
+    out, plots = tmp_path / "quick", tmp_path / "plots"
     result = subprocess.run(
-        ["./run_all.sh", "quick", "--out", str(out), "--no-progress"],
+        ["./run_all.sh", "quick", "--out", str(out), "--plots", str(plots), "--no-progress"],
         cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"results: {out}/results.csv" in result.stdout and "tables:" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == f"{out}/report.html"
     table = pd.read_csv(out / "results.csv")
     # the whole grid: 1 dataset x 2 scenarios x 3 seeds x every registered method
     methods = table["method"].unique()
     assert len(table.groupby(["scenario", "seed", "method"]).size()) == 2 * 3 * len(methods)
     assert {"original", "retrain", "finetune"} <= set(methods)
-    assert (out / "tables" / "digits__class-3.md").is_file()
+    # the report: every table and figure of the paper, all of them on one page
+    groups = ("digits__cnn__class-3", "digits__cnn__random-0.1")
+    tables = [f"{kind}__{group}" for kind in ("main", "gap", "ablation") for group in groups] + ["cost", "failures"]
+    for name in tables:
+        for suffix in (".md", ".tex", ".csv"):
+            assert (out / "tables" / f"{name}{suffix}").stat().st_size > 0, name + suffix
+    assert (out / "tables" / "significance.csv").is_file()
+    figures = ["cost_vs_quality", "mia_vs_forget"] + [f"{kind}__{group}" for kind in ("pred_dist", "balance") for group in groups]
+    figures += [f"bars__{metric}" for metric in ("forget_acc", "retain_acc", "test_acc", "mia_entropy", "js_retrain",
+                                                 "pred_dist_js", "avg_gap", "time_s", "peak_mem_mib")]
+    for name in figures:
+        assert (plots / f"{name}.png").stat().st_size > 5000 and (plots / f"{name}.pdf").stat().st_size > 5000, name
+    page = (out / "report.html").read_text()
+    for name in tables + figures:
+        assert f"id='{name}'" in page, name
+    assert "<h2 id='config'>" in page and "<h2 id='environment'>" in page and "(none)" in page
     # every cell that ran has every metric of the evaluation suite (the costly tier aside)
     every_cell = {
         "forget_acc", "retain_acc", "test_acc", "mia_entropy", "mia_conf_svc", "mia_mentr_svc", "mia_loss_cv", "mia_auc",

@@ -1,7 +1,7 @@
 """The paper's tables and figures, and one page holding them, from a sweep's run records.
 
     python -m bench.report --results results/quick [results/more ...] [--out DIR] [--plots DIR]
-        [--proposed fcalb] [--order retrain,original,...] [--ci t|bootstrap] [--alpha 0.05]
+        [--proposed fcalb] [--order retrain,original,...] [--ci t|bootstrap] [--alpha 0.05] [--no-figures]
 
 Writes ``<out>/tables/*.{md,tex,csv}`` (main, gap-to-retrain and ablation tables per
 dataset and scenario, the cost table, the failures) and ``significance.csv``,
@@ -68,9 +68,11 @@ def default_out_dir(folders: list[Path], results: Results) -> Path:
 
 def build_report(
     folders: Path | list[Path], plots_dir: Path | None = None, out_dir: Path | None = None,
-    options: ReportOptions | None = None, **option_values,
+    options: ReportOptions | None = None, figures: bool = True, **option_values,
 ) -> Report:
-    """Read ``folders``, check everything, then write every table, figure and the page."""
+    """Read ``folders``, check everything, then write every table, figure and the page.
+    Without ``figures`` the tables and the page come in seconds (the figures take about a
+    second each, mostly embedding fonts in the PDFs)."""
     folders = [folders] if isinstance(folders, Path) else list(folders)
     results = load_results(folders)
     options = options or resolve_options(results, **option_values)
@@ -81,8 +83,8 @@ def build_report(
     for table in tables:
         write_table(table, tables_dir)
     atomic_write_text(tables_dir / "significance.csv", significance.to_csv(index=False))
-    figures = all_figures(results, options, plots_dir)
+    drawn = all_figures(results, options, plots_dir) if figures else []
     failures = next(t for t in tables if t.name == "failures")
     page = out_dir / "report.html"
-    atomic_write_text(page, build_page(results, tables, figures, failures))
-    return Report(out_dir, tables_dir, plots_dir, page, tables, figures)
+    atomic_write_text(page, build_page(results, tables, drawn, failures))
+    return Report(out_dir, tables_dir, plots_dir, page, tables, drawn)

@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ci", choices=INTERVALS, default="t", help="gap-table intervals: Student t over seeds, or a percentile bootstrap")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence of the intervals (default 0.95)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level after Holm's correction (default 0.05)")
+    parser.add_argument("--no-figures", action="store_true", help="tables and report.html only (seconds instead of about a minute)")
     return parser
 
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         [Path(f) for f in args.results], Path(args.plots) if args.plots else None, Path(args.out) if args.out else None,
         proposed=None if args.proposed == "none" else args.proposed,
         order=[m for m in args.order.split(",") if m] if args.order else None,
-        interval=args.ci, confidence=args.confidence, alpha=args.alpha,
+        interval=args.ci, confidence=args.confidence, alpha=args.alpha, figures=not args.no_figures,
     )
     print(f"tables: {report.tables_dir} ({len(report.tables)} tables, significance.csv)")
     print(f"plots:  {report.plots_dir} ({len(report.figures)} figures, PNG and PDF)")
