@@ -15,6 +15,7 @@ from scipy import stats
 
 from bench.config import load_config
 from bench.report import build_report
+from bench.report.figures import pareto_front
 from bench.report.stats import holm
 from bench.sweep import run_sweep
 from conftest import hand_record, require_tool, run_module, write_config, write_records
@@ -275,3 +276,13 @@ def test_report_page_in_headless_chromium(hand_report, tmp_path):
     for shot in ("top.png", "figure.png"):
         pixels = np.asarray(Image.open(tmp_path / shot).convert("L"))
         assert pixels.shape == (900, 1280) and (pixels < 200).mean() > 0.01 and len(np.unique(pixels)) > 16
+
+
+def test_pareto_front_by_hand():
+    points = pd.DataFrame({
+        "method": ["a", "b", "c", "d", "e"],
+        "time_s": [1.0, 2.0, 3.0, 0.5, 2.5],
+        "avg_gap": [0.5, 0.2, 0.1, 0.9, 0.3],  # e is beaten by b on both
+    })
+    front = pareto_front(points, "time_s", "avg_gap")
+    assert list(front["method"]) == ["d", "a", "b", "c"]
