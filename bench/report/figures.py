@@ -180,12 +180,29 @@ def _means(results: Results, metrics: list[str]) -> pd.DataFrame:
     return means
 
 
-def _scatter_panels(results: Results, x: str, y: str, plt, logx: bool):
+def _scatter_figure(results: Results, x: str, y: str):
+    """One panel per scenario, and for each panel and dataset the means over seeds of
+    ``x`` and ``y`` per method: ``(figure, axes, [(ax, dataset index, label, points)])``."""
+    plt = _pyplot()
     scenarios = list(dict.fromkeys(results.cells["scenario"]))
     figure, axes = plt.subplots(1, len(scenarios), figsize=(4.6 * len(scenarios), 3.6), squeeze=False)
     means = _means(results, [x, y])
     datasets = list(dict.fromkeys(zip(results.cells["dataset"], results.cells["model"])))
-    return figure, axes[0], scenarios, means, datasets
+    panels = []
+    for ax, scenario in zip(axes[0], scenarios):
+        ax.set_title(scenario)
+        for d, (dataset, model) in enumerate(datasets):
+            points = means[(means["scenario"] == scenario) & (means["dataset"] == dataset) & (means["model"] == model)]
+            panels.append((ax, d, f"{dataset} ({model})", points.dropna(subset=[x, y])))
+    return figure, axes[0], panels
+
+
+def _labelled_points(ax, points: pd.DataFrame, x: str, y: str, d: int, label: str) -> None:
+    """Open markers (the dataset's shape), each named by its method."""
+    ax.scatter(points[x], points[y], marker=MARKERS[d % len(MARKERS)], facecolor="white", edgecolor="black", s=30,
+               label=label, zorder=3)
+    for method, px, py in zip(points["method"], points[x], points[y]):
+        ax.annotate(method, (px, py), fontsize=6, xytext=(3, 3), textcoords="offset points")
 
 
 def cost_vs_quality(results: Results, options: ReportOptions, folder: Path) -> Figure | None:
@@ -193,27 +210,20 @@ def cost_vs_quality(results: Results, options: ReportOptions, folder: Path) -> F
     Pareto front (no method both faster and closer to retrain) drawn as a step line."""
     if "avg_gap" not in set(results.values["metric"]):
         return None
-    plt = _pyplot()
-    figure, axes, scenarios, means, datasets = _scatter_panels(results, "time_s", "avg_gap", plt, True)
-    for ax, scenario in zip(axes, scenarios):
-        for d, (dataset, model) in enumerate(datasets):
-            points = means[(means["scenario"] == scenario) & (means["dataset"] == dataset) & (means["model"] == model)]
-            points = points[points["time_s"] > 0]
-            if points.empty:
-                continue
-            marker = MARKERS[d % len(MARKERS)]
-            ax.scatter(points["time_s"], points["avg_gap"], marker=marker, facecolor="white", edgecolor="black", s=30,
-                       label=f"{dataset} ({model})", zorder=3)
-            front = pareto_front(points, "time_s", "avg_gap")
-            ax.scatter(front["time_s"], front["avg_gap"], marker=marker, color="black", s=30, zorder=4)
-            ax.step(front["time_s"], front["avg_gap"], where="post", color="black", linestyle=LINESTYLES[d % 4], linewidth=0.8,
-                    label=f"Pareto front, {dataset}")
-            for row in points.itertuples():
-                ax.annotate(row.method, (row.time_s, row.avg_gap), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    figure, axes, panels = _scatter_figure(results, "time_s", "avg_gap")
+    for ax, d, label, points in panels:
+        points = points[points["time_s"] > 0]
+        if points.empty:
+            continue
+        _labelled_points(ax, points, "time_s", "avg_gap", d, label)
+        front = pareto_front(points, "time_s", "avg_gap")
+        ax.scatter(front["time_s"], front["avg_gap"], marker=MARKERS[d % len(MARKERS)], color="black", s=30, zorder=4)
+        ax.step(front["time_s"], front["avg_gap"], where="post", color="black", linestyle=LINESTYLES[d % 4], linewidth=0.8,
+                label=f"Pareto front, {label}")
+    for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("time (s, log scale)")
         ax.set_ylabel("avg_gap (lower is better)")
-        ax.set_title(scenario)
     axes[-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(figure, folder, "cost_vs_quality", "Cost against quality",
                  "Mean wall time against mean avg_gap over seeds; filled markers and the step line: the Pareto front "
@@ -224,25 +234,18 @@ def mia_vs_forget(results: Results, options: ReportOptions, folder: Path) -> Fig
     """Forget accuracy against ``mia_entropy``; the retrained model is the target, a star."""
     if "mia_entropy" not in set(results.values["metric"]):
         return None
-    plt = _pyplot()
-    figure, axes, scenarios, means, datasets = _scatter_panels(results, "forget_acc", "mia_entropy", plt, False)
-    for ax, scenario in zip(axes, scenarios):
-        for d, (dataset, model) in enumerate(datasets):
-            points = means[(means["scenario"] == scenario) & (means["dataset"] == dataset) & (means["model"] == model)]
-            others = points[points["method"] != RETRAIN]
-            ax.scatter(others["forget_acc"], others["mia_entropy"], marker=MARKERS[d % len(MARKERS)], facecolor="white",
-                       edgecolor="black", s=30, label=f"{dataset} ({model})", zorder=3)
-            for row in others.itertuples():
-                ax.annotate(row.method, (row.forget_acc, row.mia_entropy), fontsize=6, xytext=(3, 3), textcoords="offset points")
-            target = points[points["method"] == RETRAIN]
-            if not target.empty:
-                ax.scatter(target["forget_acc"], target["mia_entropy"], marker="*", color="black", s=140, zorder=4,
-                           label=f"retrain, {dataset}")
+    figure, axes, panels = _scatter_figure(results, "forget_acc", "mia_entropy")
+    for ax, d, label, points in panels:
+        _labelled_points(ax, points[points["method"] != RETRAIN], "forget_acc", "mia_entropy", d, label)
+        target = points[points["method"] == RETRAIN]
+        if not target.empty:
+            ax.scatter(target["forget_acc"], target["mia_entropy"], marker="*", color="black", s=140, zorder=4,
+                       label=f"retrain, {label}")
+    for ax in axes:
         ax.set_xlim(-0.05, 1.05)
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("forget accuracy")
         ax.set_ylabel("mia_entropy")
-        ax.set_title(scenario)
     axes[-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _save(figure, folder, "mia_vs_forget", "Membership inference against forget accuracy",
                  "Means over seeds; the star is the retrained model, the target of every method.")
