@@ -7,11 +7,13 @@ ever unpickled: tensors go through safetensors, records through JSON.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +62,24 @@ def _atomic_target(path: Path) -> tuple[int, str]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.fchmod(fd, 0o666 & ~_UMASK)
     return fd, tmp
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created empty if absent) while the block runs.
+
+    For artifacts that several processes may want to build (a cached model that two
+    workers of a cluster both need): the first builds it under the lock, the others wait
+    and then find it built. ``flock`` locks are released by the kernel when a process
+    dies, so a killed worker never leaves a stale lock; they hold on a local file system
+    and on NFS mounts with locking (the default)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

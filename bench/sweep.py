@@ -510,30 +510,88 @@ class SweepSummary:
     failed: list[str]
 
 
-def run_sweep(config: SweepConfig, out_dir: Path, cache_dir: Path | None = None, progress: bool = True) -> SweepSummary:
-    """Run every unfinished cell of the grid; rebuild ``results.csv`` even when interrupted."""
+BACKENDS = ("local", "ray")
+
+
+def task_threads(config: SweepConfig) -> int:
+    """Intra-op threads of every task, the same in both backends (see ``ResourcesConfig``)."""
+    return config.resources.cpus or torch.get_num_threads()
+
+
+def write_splits(config: SweepConfig, datasets: dict[str, PreparedData], out_dir: Path) -> None:
+    """Every split of the sweep, drawn and persisted by the driver before any task runs, so
+    that workers only read them."""
+    for dataset in config.datasets:
+        prepared = datasets[dataset.name]
+        for seed in config.seeds:
+            for spec in config.scenarios:
+                split_for(out_dir, prepared, parse_scenario(spec, prepared.data.num_classes), seed)
+
+
+def run_sweep(
+    config: SweepConfig, out_dir: Path, cache_dir: Path | None = None, progress: bool = True,
+    backend: str = "local", address: str | None = None,
+) -> SweepSummary:
+    """Run every unfinished cell of the grid; rebuild ``results.csv`` even when interrupted.
+
+    ``backend="ray"`` runs the trainings and cells as Ray tasks (see :mod:`bench.ray_backend`)
+    on a local instance, or on the cluster at ``address``; every artifact goes to ``out_dir``
+    and the model cache, which every worker must reach."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    if backend == "ray":
+        from bench.ray_backend import require_ray
+
+        require_ray()  # a missing extra stops here, before any work
     device = resolve_device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {config.device!r} asked for, but CUDA is not available; use device: auto or cpu")
     datasets = {d.name: prepare_data(d, device) for d in config.datasets}  # data errors stop here, before any write
     cells = plan_cells(config, datasets)
     pending = [c for c in cells if not is_finished(out_dir, c, cell_key(c, datasets[c.dataset.name], config.evaluation))]
-    record_updates = any("training_record" in get_method(m.method).needs for m in config.methods)
-    models = ModelStore((cache_dir or cache_root()) / "models", device, progress, record_updates)
-    env = environment(device)
+    cache = (cache_dir or cache_root()) / "models"
     failed: list[str] = []
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        write_splits(config, datasets, out_dir)
+        if backend == "ray":
+            from bench.ray_backend import run_on_ray
+
+            records = run_on_ray(config, pending, out_dir, cache, address, progress)
+        else:
+            records = run_locally(config, pending, datasets, out_dir, cache, device, progress)
+        failed = [r["cell"] for r in records if r["status"] == "failed"]
+    finally:
+        results_csv = rebuild_results_csv(out_dir)
+    return SweepSummary(out_dir, results_csv, len(pending), len(cells) - len(pending), failed)
+
+
+def needs_update_record(config: SweepConfig) -> bool:
+    return any("training_record" in get_method(m.method).needs for m in config.methods)
+
+
+def run_locally(
+    config: SweepConfig, pending: list[Cell], datasets: dict[str, PreparedData], out_dir: Path, cache: Path,
+    device: torch.device, progress: bool,
+) -> list[dict[str, Any]]:
+    """The local backend: the cells one after the other in this process, in grid order, so
+    that the models of a (dataset, seed) stay in memory while they are needed."""
+    models = ModelStore(cache, device, progress, needs_update_record(config))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(task_threads(config))
+    env = environment(device)
+    records = []
     try:
         bar = tqdm(pending, desc=f"sweep {config.sweep}", unit="cell", disable=not progress)
         for cell in bar:
             bar.set_postfix_str(cell.cell_id, refresh=True)
             record = run_cell(cell, datasets[cell.dataset.name], models, out_dir, config, env)
             if record["status"] == "failed":
-                failed.append(cell.cell_id)
                 tqdm.write(f"cell {cell.cell_id} failed: {record['error']}", file=sys.stderr)
+            records.append(record)
     finally:
-        results_csv = rebuild_results_csv(out_dir)
-    return SweepSummary(out_dir, results_csv, len(pending), len(cells) - len(pending), failed)
+        torch.set_num_threads(threads)
+    return records
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -544,6 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", help="comma-separated seeds, replacing the config's")
     parser.add_argument("--methods", help="comma-separated method names, replacing the config's")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config entry (dotted path), repeatable")
+    parser.add_argument("--backend", choices=BACKENDS, default="local",
+                        help="local: cells one after the other here; ray: Ray tasks (pip install -e '.[ray]')")
+    parser.add_argument("--address", help="with --backend ray: the cluster to join (default: start a local Ray instance)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -555,7 +616,12 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m for m in args.methods.split(",") if m] if args.methods else None
     config = load_config(args.config, args.set, seeds, methods)
     out_dir = Path(args.out) if args.out else Path("results") / config.sweep
-    summary = run_sweep(config, out_dir, Path(args.cache) if args.cache else None, progress=not args.no_progress)
+    if args.address and args.backend != "ray":
+        raise UserError("--address is for --backend ray; allowed: --backend ray --address ADDR, or neither")
+    summary = run_sweep(
+        config, out_dir, Path(args.cache) if args.cache else None, progress=not args.no_progress,
+        backend=args.backend, address=args.address,
+    )
     print(
         f"sweep {config.sweep}: {summary.ran} cells run, {summary.skipped} already finished, "
         f"{len(summary.failed)} failed; results: {summary.results_csv}"

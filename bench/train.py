@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from bench.resources import PeakMemory
-from bench.store import load_verified, save_tensors, stable_hash
+from bench.store import file_lock, load_verified, save_tensors, stable_hash
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -244,6 +244,13 @@ def cached_training(
     """
     key = stable_hash(key_fields, length=64)
     path = cache_dir / f"{key[:32]}.safetensors"
+    with file_lock(path.with_suffix(".lock")):  # two workers needing this model: one trains, one waits and loads
+        return _load_or_train(path, key, key_fields, build, fit)
+
+
+def _load_or_train(
+    path: Path, key: str, key_fields: dict, build: Callable[[], nn.Module], fit: Callable[[nn.Module], TrainLog]
+) -> CachedModel:
     loaded = load_verified(path, key)
     model = build()
     if loaded is not None:

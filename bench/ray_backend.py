@@ -1,0 +1,169 @@
+"""The Ray backend: a sweep as a graph of Ray tasks.
+
+    python -m bench.sweep --config configs/cpu.yaml --backend ray [--address ray://head:10001]
+
+Without an address a local Ray instance is started (and stopped at the end); with one
+the sweep joins that cluster. The graph: one task per original model (dataset, seed),
+one per retrained model (dataset, scenario, seed), and one per pending cell, which runs
+the method and its evaluation once the two models it needs exist. Every task asks for
+``resources.cpus`` CPUs (its intra-op thread count, the same as the local backend's, so
+both give the same results) and, on a cluster with GPUs, ``resources.gpus`` GPUs.
+
+Tasks pass only names, paths and short summaries; models, splits and run records go
+through the file system, which every worker must reach (a shared path on a cluster):
+the driver writes the splits before any task runs; a model is trained under a lock file
+by the first task that needs it (the others wait, then load it); each record is written
+atomically by its cell's task alone. Ray serialises the task functions and arguments
+between the processes it starts; nothing read from disk is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from bench.config import SweepConfig
+from bench.errors import UserError
+from bench.results import write_record
+from bench.splits import parse_scenario
+from bench.store import stable_hash
+from bench.sweep import (
+    Cell, ModelStore, PreparedData, environment, needs_update_record, plan_cells, prepare_data, run_cell, split_for,
+    task_threads,
+)
+from bench.train import resolve_device
+
+
+def require_ray():
+    """The ``ray`` module, or a :class:`UserError` saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--backend ray needs Ray, which is not installed; allowed: pip install -e '.[ray]', or --backend local") from None
+    return ray
+
+
+@dataclass
+class WorkerState:
+    """What a worker process keeps between tasks of one sweep: the data on its device and
+    the model store (whose in-memory models and reference evaluations tasks share)."""
+
+    config: SweepConfig
+    datasets: dict[str, PreparedData]
+    models: ModelStore
+    env: dict[str, Any]
+
+
+_STATES: dict[str, WorkerState] = {}
+
+
+def worker_state(config_json: str, cache: str, threads: int) -> WorkerState:
+    torch.set_num_threads(threads)
+    key = stable_hash([config_json, cache])
+    if key not in _STATES:
+        _STATES.clear()  # a worker serves one sweep at a time; drop another's data
+        config = SweepConfig.model_validate_json(config_json)
+        device = resolve_device(config.device)
+        datasets = {d.name: prepare_data(d, device) for d in config.datasets}
+        models = ModelStore(Path(cache), device, progress=False, record_updates=needs_update_record(config))
+        _STATES[key] = WorkerState(config, datasets, models, environment(device))
+    return _STATES[key]
+
+
+def train_original(config_json: str, cache: str, threads: int, out_dir: str, dataset: str, seed: int) -> str:
+    state = worker_state(config_json, cache, threads)
+    prepared = state.datasets[dataset]
+    planned = [
+        split_for(Path(out_dir), prepared, parse_scenario(spec, prepared.data.num_classes), seed)[0]
+        for spec in state.config.scenarios
+    ]
+    return state.models.original(prepared, seed, planned).key
+
+
+def train_retrained(config_json: str, cache: str, threads: int, out_dir: str, dataset: str, scenario: str, seed: int) -> str:
+    state = worker_state(config_json, cache, threads)
+    prepared = state.datasets[dataset]
+    split, _ = split_for(Path(out_dir), prepared, parse_scenario(scenario, prepared.data.num_classes), seed)
+    return state.models.retrained(prepared, seed, split).key
+
+
+def run_cell_task(config_json: str, cache: str, threads: int, out_dir: str, cell_id: str, *models: str) -> dict[str, Any]:
+    """Run one cell (``models``: the keys of the trainings it waited for); return its summary."""
+    state = worker_state(config_json, cache, threads)
+    cell = next(c for c in plan_cells(state.config, state.datasets) if c.cell_id == cell_id)
+    record = run_cell(cell, state.datasets[cell.dataset.name], state.models, Path(out_dir), state.config, state.env)
+    return summary(record)
+
+
+def summary(record: dict[str, Any]) -> dict[str, Any]:
+    return {"cell": record["cell"], "status": record["status"], "error": record.get("error")}
+
+
+def failed_record(config: SweepConfig, cell: Cell, error: BaseException) -> dict[str, Any]:
+    """The record of a cell whose task, or a training it waited for, did not finish."""
+    return {
+        "sweep": config.sweep, "cell": cell.cell_id, "dataset": cell.dataset.name, "model": cell.dataset.model,
+        "scenario": cell.scenario.spec, "seed": cell.seed, "method": cell.method.name, "method_class": cell.method.method,
+        "params": cell.method.resolved_params(), "status": "failed", "metrics": {}, "timings": {},
+        "error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+        "traceback": "".join(traceback.format_exception(error)), "finished_at": datetime.now(timezone.utc).isoformat(),
+    }
+
+
+def run_on_ray(
+    config: SweepConfig, pending: list[Cell], out_dir: Path, cache: Path, address: str | None, progress: bool,
+) -> list[dict[str, Any]]:
+    """Submit the graph for ``pending`` cells, wait for every cell; return their summaries."""
+    ray = require_ray()
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        return _run_graph(ray, config, pending, out_dir.resolve(), cache.resolve(), progress)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run_graph(ray, config: SweepConfig, pending: list[Cell], out_dir: Path, cache: Path, progress: bool) -> list[dict[str, Any]]:
+    threads = task_threads(config)
+    wants_gpu = config.device.startswith("cuda") or (config.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+    options = {"num_cpus": threads, "num_gpus": config.resources.gpus if wants_gpu else 0, "max_retries": 0}
+    common = (config.model_dump_json(), str(cache), threads, str(out_dir))
+    original, retrained, cells = {}, {}, {}
+    for cell in pending:
+        name, seed, spec = cell.dataset.name, cell.seed, cell.scenario.spec
+        if (name, seed) not in original:
+            original[name, seed] = ray.remote(train_original).options(**options).remote(*common, name, seed)
+        if (name, spec, seed) not in retrained:
+            retrained[name, spec, seed] = ray.remote(train_retrained).options(**options).remote(*common, name, spec, seed)
+        ref = ray.remote(run_cell_task).options(**options).remote(
+            *common, cell.cell_id, original[name, seed], retrained[name, spec, seed]
+        )
+        cells[ref] = cell
+    summaries = []
+    waiting = list(cells)
+    bar = tqdm(total=len(waiting), desc=f"sweep {config.sweep} (ray)", unit="cell", disable=not progress)
+    while waiting:
+        done, waiting = ray.wait(waiting, num_returns=1)
+        cell = cells[done[0]]
+        try:
+            result = ray.get(done[0])
+        except Exception as error:  # the task or a training it needed died: record it, go on
+            record = failed_record(config, cell, error)
+            write_record(out_dir, cell.cell_id, record)
+            result = summary(record)
+        if result["status"] == "failed":
+            tqdm.write(f"cell {result['cell']} failed: {result['error']}", file=sys.stderr)
+        summaries.append(result)
+        bar.update(1)
+    bar.close()
+    return summaries
+
