@@ -124,7 +124,8 @@ def run_on_ray(
     ray = require_ray()
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # "local" starts a new instance even where another one runs (a test's, a user's)
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         return _run_graph(ray, config, pending, out_dir.resolve(), cache.resolve(), progress)
     finally:

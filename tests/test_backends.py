@@ -1,0 +1,134 @@
+"""The Ray backend against the local one, on a real local Ray instance, and sweeps killed at
+random moments (both backends) that a rerun finishes without losing or corrupting anything."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+
+from bench.config import load_config
+from bench.results import COST_METRICS, read_records
+from bench.store import load_verified, read_metadata
+from bench.sweep import run_sweep
+from conftest import ROOT, require_tool, run_module, write_config
+
+KEY = ["dataset", "scenario", "seed", "method", "metric"]
+METHODS = ["original", "retrain", {"name": "finetune", "params": {"epochs": 1}}, "fcalb", "amnesiac_undo"]
+
+
+def comparable(results_csv) -> pd.DataFrame:
+    """results.csv without the columns that measure the machine (time, memory)."""
+    table = pd.read_csv(results_csv)
+    table = table[~table["metric"].isin(COST_METRICS)]
+    return table.sort_values(KEY).reset_index(drop=True)[[*KEY, "status", "value"]]
+
+
+@pytest.fixture
+def ray_instance():
+    require_tool(importlib.util.find_spec("ray") is not None, "ray (the dev extra)")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("local")
+    config = load_config(write_config(tmp / "c.yaml", seeds=[0, 1], methods=METHODS))
+    run_sweep(config, tmp / "out", tmp / "cache", progress=False)
+    return config, tmp / "out"
+
+
+def test_ray_backend_gives_the_local_results(ray_instance, local_sweep, tmp_path):
+    config, local_out = local_sweep
+    summary = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False, backend="ray")
+    assert summary.ran == 20 and summary.failed == []
+    local, remote = comparable(local_out / "results.csv"), comparable(tmp_path / "out" / "results.csv")
+    pd.testing.assert_frame_equal(local, remote)  # every metric bit for bit: same models, same thread count
+    threads = {r["env"]["torch_threads"] for r in read_records(tmp_path / "out")}
+    assert len(threads) == 1 and threads == {r["env"]["torch_threads"] for r in read_records(local_out)}
+    # a finished sweep on Ray skips every cell, like the local backend
+    again = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False, backend="ray")
+    assert (again.ran, again.skipped) == (0, 20)
+
+
+def test_ray_backend_errors(tmp_path):
+    config = write_config(tmp_path / "c.yaml")
+    result = run_module("bench.sweep", "--config", str(config), "--address", "127.0.0.1:6379", "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and "--address is for --backend ray" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def kill_tree(process: subprocess.Popen) -> None:
+    """SIGKILL the sweep and everything it started (a local Ray instance included)."""
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    os.killpg(process.pid, signal.SIGKILL)
+    for child in descendants:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    process.wait()
+    psutil.wait_procs(descendants, timeout=10)
+
+
+def assert_nothing_half_written(out, cache) -> dict[str, str]:
+    """Every record reads, every split and cached model verifies; returns cell -> finished_at."""
+    records = read_records(out)  # raises on a truncated or malformed record
+    for path in [*(out / "splits").glob("*.safetensors"), *(cache / "models").glob("*.safetensors")]:
+        assert load_verified(path, read_metadata(path)["key"]) is not None, path  # content matches its checksum
+    return {r["cell"]: r["finished_at"] for r in records}
+
+
+@pytest.mark.parametrize("backend", ["local", "ray"])
+def test_a_killed_sweep_resumes_without_loss_or_corruption(backend, tmp_path):
+    if backend == "ray":
+        require_tool(importlib.util.find_spec("ray") is not None, "ray (the dev extra)")
+    config = write_config(tmp_path / "c.yaml", methods=METHODS)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    command = [sys.executable, "-m", "bench.sweep", "--config", str(config), "--out", str(out), "--cache", str(cache),
+               "--no-progress", "--backend", backend]
+    env = {**os.environ, "UNLEARN_CACHE": str(cache)}
+    rng = np.random.default_rng(5 if backend == "local" else 6)
+    # kill 1: at a random moment of the first seconds (start-up, training); kills 2 and 3: a
+    # random fraction of a second after a random number of cells has finished, so that the
+    # kills land mid-sweep whatever this machine's speed
+    plan = [(0, rng.uniform(1.0, 5.0)), (int(rng.integers(1, 5)), rng.uniform(0, 1)), (int(rng.integers(5, 9)), rng.uniform(0, 1))]
+    finished: dict[str, str] = {}
+    counts = []
+    for records_before, delay in plan:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while len(list((out / "runs").glob("*.json"))) < records_before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(delay)
+        kill_tree(process)
+        now = assert_nothing_half_written(out, cache)
+        assert all(now.get(cell) == at for cell, at in finished.items())  # no finished cell lost or run again
+        finished = now
+        counts.append(len(now))
+    assert counts[-1] < 10, counts  # the last kill still left work to do
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    final = assert_nothing_half_written(out, cache)
+    assert len(final) == 10 and all(final[cell] == at for cell, at in finished.items())
+    reference = tmp_path / "reference"
+    run_sweep(load_config(config), reference, tmp_path / "reference-cache", progress=False)
+    pd.testing.assert_frame_equal(comparable(out / "results.csv"), comparable(reference / "results.csv"))
+    assert json.loads((out / "runs" / "digits__class3__s0__finetune.json").read_text())["status"] == "ok"
