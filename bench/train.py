@@ -10,6 +10,7 @@ any method that trains use :func:`train`; methods with unusual losses compose
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -89,9 +90,14 @@ class Preprocess:
         if generator is not None and self.augment == "crop_flip":
             x = random_crop(x, self.pad, generator)
             x = random_flip(x, generator)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
+        mean, std = _channel_tensors(self.mean, self.std, x.device)
         return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+@functools.lru_cache(maxsize=16)
+def _channel_tensors(mean: tuple[float, ...], std: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std as (1, C, 1, 1) tensors on ``device``, made once rather than per batch."""
+    return torch.tensor(mean, device=device).view(1, -1, 1, 1), torch.tensor(std, device=device).view(1, -1, 1, 1)
 
 
 def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
@@ -133,13 +139,14 @@ def make_optimizer(parameters, recipe: Recipe) -> torch.optim.Optimizer:
 
 
 def make_schedule(optimizer: torch.optim.Optimizer, recipe: Recipe, total_steps: int):
-    """A per-step learning-rate schedule: one-cycle, cosine to zero, or constant."""
+    """A per-step learning-rate schedule: one-cycle, cosine to zero, or constant (``None``:
+    no scheduler to step)."""
     total_steps = max(1, total_steps)
     if recipe.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=recipe.lr, total_steps=total_steps)
     if recipe.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: 1.0)
+    return None
 
 
 @dataclass
@@ -202,7 +209,8 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            schedule.step()
+            if schedule is not None:
+                schedule.step()
             if hook is not None:
                 hook.after_batch(model, cpu_index)
             total += loss.detach() * len(index)
