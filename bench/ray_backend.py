@@ -64,21 +64,24 @@ class WorkerState:
 _STATES: dict[str, WorkerState] = {}
 
 
-def worker_state(config_json: str, cache: str, threads: int) -> WorkerState:
+def worker_state(config_json: str, cache: str, threads: int, out_dir: str) -> WorkerState:
     torch.set_num_threads(threads)
-    key = stable_hash([config_json, cache])
+    key = stable_hash([config_json, cache, out_dir])
     if key not in _STATES:
         _STATES.clear()  # a worker serves one sweep at a time; drop another's data
         config = SweepConfig.model_validate_json(config_json)
         device = resolve_device(config.device)
         datasets = {d.name: prepare_data(d, device) for d in config.datasets}
-        models = ModelStore(Path(cache), device, progress=False, record_updates=needs_update_record(config))
+        models = ModelStore(
+            Path(cache), device, progress=False, record_updates=needs_update_record(config),
+            reference_dir=Path(out_dir) / "references",
+        )
         _STATES[key] = WorkerState(config, datasets, models, environment(device))
     return _STATES[key]
 
 
 def train_original(config_json: str, cache: str, threads: int, out_dir: str, dataset: str, seed: int) -> str:
-    state = worker_state(config_json, cache, threads)
+    state = worker_state(config_json, cache, threads, out_dir)
     prepared = state.datasets[dataset]
     planned = [
         split_for(Path(out_dir), prepared, parse_scenario(spec, prepared.data.num_classes), seed)[0]
@@ -88,7 +91,7 @@ def train_original(config_json: str, cache: str, threads: int, out_dir: str, dat
 
 
 def train_retrained(config_json: str, cache: str, threads: int, out_dir: str, dataset: str, scenario: str, seed: int) -> str:
-    state = worker_state(config_json, cache, threads)
+    state = worker_state(config_json, cache, threads, out_dir)
     prepared = state.datasets[dataset]
     split, _ = split_for(Path(out_dir), prepared, parse_scenario(scenario, prepared.data.num_classes), seed)
     return state.models.retrained(prepared, seed, split).key
@@ -96,7 +99,7 @@ def train_retrained(config_json: str, cache: str, threads: int, out_dir: str, da
 
 def run_cell_task(config_json: str, cache: str, threads: int, out_dir: str, cell_id: str, *models: str) -> dict[str, Any]:
     """Run one cell (``models``: the keys of the trainings it waited for); return its summary."""
-    state = worker_state(config_json, cache, threads)
+    state = worker_state(config_json, cache, threads, out_dir)
     cell = next(c for c in plan_cells(state.config, state.datasets) if c.cell_id == cell_id)
     record = run_cell(cell, state.datasets[cell.dataset.name], state.models, Path(out_dir), state.config, state.env)
     return summary(record)

@@ -40,16 +40,17 @@ from bench.costly import (
 from bench.data import ImageData, cache_root, load_dataset, subsample
 from bench.errors import UserError, cli_main
 from bench.evaluate import (
-    Evaluation, SplitData, evaluate, gap_metrics, mia_metrics, predict_logits, reference_metrics, save_logits, weight_distance,
+    SplitData, evaluate, gap_metrics, mia_metrics, predict_logits, reference_metrics, save_logits, weight_distance,
 )
 from bench.metrics.accuracy import accuracy
 from bench.metrics.divergence import prediction_histogram
 from bench.models import build_model
+from bench.reference import Reference, load_reference, save_reference
 from bench.registry import NotApplicable, UnlearnTask, get_method
 from bench.resources import PeakMemory
 from bench.results import read_record, rebuild_results_csv, record_path, write_record
 from bench.splits import Scenario, Split, load_split, make_split, parse_scenario, save_split
-from bench.store import stable_hash
+from bench.store import file_lock, stable_hash
 from bench.train import CachedModel, Preprocess, TrainLog, cached_training, resolve_device, synchronize, train
 from bench.update_record import TrainingRecord, UpdateRecorder
 
@@ -178,8 +179,12 @@ class ModelStore:
     says so, since the record is cached with the model.
     """
 
-    def __init__(self, cache_dir: Path, device: torch.device, progress: bool, record_updates: bool = False):
+    def __init__(
+        self, cache_dir: Path, device: torch.device, progress: bool, record_updates: bool = False,
+        reference_dir: Path | None = None,
+    ):
         self.cache_dir = cache_dir
+        self.reference_dir = reference_dir
         self.device = device
         self.progress = progress
         self.record_updates = record_updates
@@ -259,49 +264,51 @@ class ModelStore:
         outcomes of the K retrained replicas too."""
         memo_key = ("reference", prepared.config.name, cell.seed, split.forget_sha256)
         if memo_key not in self._memo:
-            batch_size = evaluation.batch_size
             retrained = self.retrained(prepared, cell.seed, split)
-            splits = evaluation_splits(prepared, split)
-            result = evaluate(retrained.model, splits, cell.scenario, prepared.preprocess, batch_size)
-            mia = mia_metrics(result.logits, result.labels, cell.scenario, cell.seed, evaluation.svc_max_samples)
-            random_model = self.new_model(prepared, derive_seed(cell.seed, "random-reference"))
-            random_forget = predict_logits(random_model, splits["forget"].images, prepared.preprocess, batch_size)
-            original_forget = predict_logits(original.model, splits["forget"].images, prepared.preprocess, batch_size)
-            original_forget_acc = accuracy(original_forget, splits["forget"].labels)
-            relearn = None
-            if evaluation.relearn is not None:
-                target = (1 - evaluation.relearn.alpha) * original_forget_acc
-                relearn = relearn_steps(
-                    retrained.model, splits["forget"], target, evaluation.relearn, prepared.preprocess,
-                    generator_for(cell.seed, "relearn"), batch_size,
-                )
-            outcomes = []
-            if evaluation.forget_quality is not None:
-                outcomes = map_runs(
-                    lambda k: run_outcome(
-                        self.retrained(prepared, cell.seed, split, replica=k).model, splits, prepared.preprocess, batch_size
-                    ),
-                    range(1, evaluation.forget_quality.runs + 1), self.device, evaluation.forget_quality.workers,
-                )
-            self._memo[memo_key] = Reference(
-                retrained, result, {**result.metrics, **mia}, random_forget, original_forget, original_forget_acc,
-                relearn, outcomes,
-            )
+            key = stable_hash([retrained.key, original.key, evaluation.model_dump(), METRICS_VERSION], length=64)
+            if self.reference_dir is None:
+                self._memo[memo_key] = self._compute_reference(prepared, cell, split, original, retrained, evaluation)
+            else:
+                path = self.reference_dir / f"{dataset_slug(prepared.config.name)}__{cell.scenario.slug}__s{cell.seed}.npz"
+                with file_lock(path.with_suffix(".lock")):  # cells of one group on two workers: one computes it
+                    reference = load_reference(path, key, retrained)
+                    if reference is None:
+                        reference = self._compute_reference(prepared, cell, split, original, retrained, evaluation)
+                        save_reference(path, key, reference)
+                self._memo[memo_key] = reference
         return self._memo[memo_key]
 
-
-@dataclass(frozen=True)
-class Reference:
-    """What every cell of one (dataset, scenario, seed) is compared with."""
-
-    retrained: CachedModel
-    evaluation: Evaluation
-    metrics: dict[str, float]
-    random_forget_logits: np.ndarray
-    original_forget_logits: np.ndarray
-    original_forget_acc: float
-    relearn: tuple[int, bool] | None
-    replica_outcomes: list[RunOutcome]
+    def _compute_reference(
+        self, prepared: PreparedData, cell: "Cell", split: Split, original: CachedModel, retrained: CachedModel,
+        evaluation: EvaluationConfig,
+    ) -> Reference:
+        batch_size = evaluation.batch_size
+        splits = evaluation_splits(prepared, split)
+        result = evaluate(retrained.model, splits, cell.scenario, prepared.preprocess, batch_size)
+        mia = mia_metrics(result.logits, result.labels, cell.scenario, cell.seed, evaluation.svc_max_samples)
+        random_model = self.new_model(prepared, derive_seed(cell.seed, "random-reference"))
+        random_forget = predict_logits(random_model, splits["forget"].images, prepared.preprocess, batch_size)
+        original_forget = predict_logits(original.model, splits["forget"].images, prepared.preprocess, batch_size)
+        original_forget_acc = accuracy(original_forget, splits["forget"].labels)
+        relearn = None
+        if evaluation.relearn is not None:
+            target = (1 - evaluation.relearn.alpha) * original_forget_acc
+            relearn = relearn_steps(
+                retrained.model, splits["forget"], target, evaluation.relearn, prepared.preprocess,
+                generator_for(cell.seed, "relearn"), batch_size,
+            )
+        outcomes = []
+        if evaluation.forget_quality is not None:
+            outcomes = map_runs(
+                lambda k: run_outcome(
+                    self.retrained(prepared, cell.seed, split, replica=k).model, splits, prepared.preprocess, batch_size
+                ),
+                range(1, evaluation.forget_quality.runs + 1), self.device, evaluation.forget_quality.workers,
+            )
+        return Reference(
+            retrained, result, {**result.metrics, **mia}, random_forget, original_forget, original_forget_acc,
+            relearn, outcomes,
+        )
 
 
 def record_name(split: Split) -> str:
@@ -576,7 +583,7 @@ def run_locally(
 ) -> list[dict[str, Any]]:
     """The local backend: the cells one after the other in this process, in grid order, so
     that the models of a (dataset, seed) stay in memory while they are needed."""
-    models = ModelStore(cache, device, progress, needs_update_record(config))
+    models = ModelStore(cache, device, progress, needs_update_record(config), reference_dir=out_dir / "references")
     threads = torch.get_num_threads()
     torch.set_num_threads(task_threads(config))
     env = environment(device)
