@@ -163,6 +163,9 @@ class SweepConfig(BaseModel):
     device: str = "auto"
     evaluation: EvaluationConfig = EvaluationConfig()
     resources: ResourcesConfig = ResourcesConfig()
+    # torch.compile the training loop's and the inference passes' forward. Off by default:
+    # each model pays a compile time (tens of seconds on a CPU) that small models never win back.
+    compile: bool = False
 
     @field_validator("device")
     @classmethod

@@ -22,7 +22,7 @@ from bench.metrics.divergence import (
 from bench.metrics.mia import mia_auc, mia_conf_svc, mia_entropy, mia_loss_cv, mia_mentr_svc, per_example_loss
 from bench.splits import Scenario
 from bench.store import atomic_write_bytes
-from bench.train import Preprocess, autocast, synchronize
+from bench.train import Preprocess, autocast, compiled, synchronize
 
 SPLITS = ("forget", "retain", "test")
 
@@ -33,11 +33,12 @@ def predict_logits(model: nn.Module, images: torch.Tensor, preprocess: Preproces
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
+    forward = compiled(model)
     outputs = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(device, non_blocking=True)
         with autocast(device):
-            outputs.append(model(preprocess(batch)).float())
+            outputs.append(forward(preprocess(batch)).float())
     model.train(was_training)
     if not outputs:
         return np.zeros((0, 0), dtype=np.float32)

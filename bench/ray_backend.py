@@ -38,7 +38,7 @@ from bench.sweep import (
     Cell, ModelStore, PreparedData, environment, needs_update_record, plan_cells, prepare_data, run_cell, split_for,
     task_threads,
 )
-from bench.train import resolve_device
+from bench.train import resolve_device, use_compile
 
 
 def require_ray():
@@ -74,9 +74,10 @@ def worker_state(config_json: str, cache: str, threads: int, out_dir: str) -> Wo
         datasets = {d.name: prepare_data(d, device) for d in config.datasets}
         models = ModelStore(
             Path(cache), device, progress=False, record_updates=needs_update_record(config),
-            reference_dir=Path(out_dir) / "references",
+            reference_dir=Path(out_dir) / "references", compile=config.compile,
         )
         _STATES[key] = WorkerState(config, datasets, models, environment(device))
+    use_compile(_STATES[key].config.compile)
     return _STATES[key]
 
 

@@ -51,7 +51,9 @@ from bench.resources import PeakMemory
 from bench.results import read_record, rebuild_results_csv, record_path, write_record
 from bench.splits import Scenario, Split, load_split, make_split, parse_scenario, save_split
 from bench.store import file_lock, stable_hash
-from bench.train import CachedModel, Preprocess, TrainLog, cached_training, resolve_device, synchronize, train
+from bench.train import (
+    CachedModel, Preprocess, TrainLog, cached_training, resolve_device, synchronize, train, use_compile,
+)
 from bench.update_record import TrainingRecord, UpdateRecorder
 
 # Bump when a change to training makes cached models obsolete.
@@ -118,10 +120,11 @@ def prepare_data(config: DatasetConfig, device: torch.device) -> PreparedData:
     return PreparedData(config, data.to(device), fingerprint, preprocess)
 
 
-def cell_key(cell: Cell, prepared: PreparedData, evaluation: EvaluationConfig) -> str:
+def cell_key(cell: Cell, prepared: PreparedData, evaluation: EvaluationConfig, compile: bool = False) -> str:
     """Hash of everything that determines a cell's result: a record with another key is stale."""
     return stable_hash(
         {
+            **({"compile": True} if compile else {}),
             "dataset": cell.dataset.model_dump(),
             "fingerprint": prepared.fingerprint,
             "scenario": cell.scenario.spec,
@@ -181,9 +184,10 @@ class ModelStore:
 
     def __init__(
         self, cache_dir: Path, device: torch.device, progress: bool, record_updates: bool = False,
-        reference_dir: Path | None = None,
+        reference_dir: Path | None = None, compile: bool = False,
     ):
         self.cache_dir = cache_dir
+        self.compile = compile
         self.reference_dir = reference_dir
         self.device = device
         self.progress = progress
@@ -202,6 +206,7 @@ class ModelStore:
             "seed": seed,
             "device_type": self.device.type,
             "training_version": TRAINING_VERSION,
+            **({"compile": True} if self.compile else {}),  # compiled kernels round differently
             **extra,
         }
 
@@ -440,7 +445,7 @@ def run_cell(
     record: dict[str, Any] = {
         "sweep": config.sweep,
         "cell": cell.cell_id,
-        "cell_key": cell_key(cell, prepared, config.evaluation),
+        "cell_key": cell_key(cell, prepared, config.evaluation, config.compile),
         "dataset": cell.dataset.name,
         "model": cell.dataset.model,
         "scenario": cell.scenario.spec,
@@ -555,7 +560,9 @@ def run_sweep(
         raise UserError(f"device {config.device!r} asked for, but CUDA is not available; use device: auto or cpu")
     datasets = {d.name: prepare_data(d, device) for d in config.datasets}  # data errors stop here, before any write
     cells = plan_cells(config, datasets)
-    pending = [c for c in cells if not is_finished(out_dir, c, cell_key(c, datasets[c.dataset.name], config.evaluation))]
+    pending = [
+        c for c in cells if not is_finished(out_dir, c, cell_key(c, datasets[c.dataset.name], config.evaluation, config.compile))
+    ]
     cache = (cache_dir or cache_root()) / "models"
     failed: list[str] = []
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -583,9 +590,12 @@ def run_locally(
 ) -> list[dict[str, Any]]:
     """The local backend: the cells one after the other in this process, in grid order, so
     that the models of a (dataset, seed) stay in memory while they are needed."""
-    models = ModelStore(cache, device, progress, needs_update_record(config), reference_dir=out_dir / "references")
+    models = ModelStore(
+        cache, device, progress, needs_update_record(config), reference_dir=out_dir / "references", compile=config.compile
+    )
     threads = torch.get_num_threads()
     torch.set_num_threads(task_threads(config))
+    use_compile(config.compile)
     env = environment(device)
     records = []
     try:
@@ -598,6 +608,7 @@ def run_locally(
             records.append(record)
     finally:
         torch.set_num_threads(threads)
+        use_compile(False)
     return records
 
 

@@ -63,6 +63,22 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+_COMPILE = False
+
+
+def use_compile(enabled: bool) -> None:
+    """Turn ``torch.compile`` on or off for this process's training loop and inference
+    passes (the sweep sets it from its config's ``compile``)."""
+    global _COMPILE
+    _COMPILE = enabled
+
+
+def compiled(model: nn.Module) -> nn.Module:
+    """``torch.compile(model)`` when compilation is on, else ``model`` itself. The wrapper
+    shares the model's parameters, so the model itself is what gets saved and copied."""
+    return torch.compile(model) if _COMPILE else model
+
+
 def autocast(device: torch.device):
     """bf16 autocast on CUDA only; a no-op context on the CPU."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -196,6 +212,7 @@ def train(
     synchronize(device)
     start = time.perf_counter()
     model.train()
+    forward = compiled(model)
     epochs = tqdm(range(recipe.epochs), desc=progress, leave=False, disable=progress is None, delay=2)
     for _epoch in epochs:
         total = torch.zeros((), device=device)
@@ -205,7 +222,7 @@ def train(
             index = cpu_index.to(device)
             x = augmenting(images[index], generator)
             with autocast(device):
-                loss = loss_fn(model(x), labels[index])
+                loss = loss_fn(forward(x), labels[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -9,7 +10,12 @@ from bench.data import load_dataset
 from bench.evaluate import predict_logits
 from bench.metrics import accuracy
 from bench.models import build_model
-from bench.train import Preprocess, Recipe, cached_training, make_optimizer, make_schedule, random_crop, random_flip, train
+from bench.config import load_config
+from bench.sweep import ModelStore, cell_key, plan_cells, prepare_data
+from bench.train import (
+    Preprocess, Recipe, cached_training, make_optimizer, make_schedule, random_crop, random_flip, train, use_compile,
+)
+from conftest import write_config
 
 
 def test_random_crop_takes_the_window_at_the_drawn_offset():
@@ -100,3 +106,37 @@ def test_cache_hit_miss_and_corrupted_file(tmp_path):
     assert not rebuilt.from_cache and len(fits) == 3
     path.write_bytes(b"not a safetensors file")
     assert not cached_training(tmp_path, {"a": 1}, build, fit).from_cache and len(fits) == 4
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_and_saves_plain_weights():
+    """torch.compile behind the switch: the same losses as eager (compiled kernels round a
+    little differently), the model itself keeps its plain state-dict names; ~1 min on a CPU."""
+    data = load_dataset("digits")
+    mean, std = data.channel_stats()
+    preprocess = Preprocess(mean, std, None)
+    recipe = Recipe(epochs=2, batch_size=64, lr=0.05)
+    runs = {}
+    for flag in (False, True):
+        use_compile(flag)
+        try:
+            model = build_model("cnn", data.channels, data.num_classes, data.image_size, 0)
+            log = train(model, data.train_x, data.train_y, recipe, preprocess, torch.Generator().manual_seed(0))
+            runs[flag] = (log.epoch_loss, predict_logits(model, data.test_x, preprocess), model.state_dict())
+        finally:
+            use_compile(False)
+    (eager_loss, eager_logits, eager_state), (loss, logits, state) = runs[False], runs[True]
+    assert loss == pytest.approx(eager_loss, rel=1e-3)
+    assert accuracy(logits, data.test_y.numpy()) == pytest.approx(accuracy(eager_logits, data.test_y.numpy()), abs=0.01)
+    assert list(state) == list(eager_state)  # no "_orig_mod." prefixes: the cache stores the model itself
+
+
+def test_compile_switch_keys_models_and_cells_apart(tmp_path):
+    config = load_config(write_config(tmp_path / "c.yaml", compile=True))
+    assert config.compile and not load_config(write_config(tmp_path / "d.yaml")).compile
+    prepared = prepare_data(config.datasets[0], torch.device("cpu"))
+    eager = ModelStore(tmp_path, torch.device("cpu"), False)._key_fields(prepared, 0, "original")
+    compiled = ModelStore(tmp_path, torch.device("cpu"), False, compile=True)._key_fields(prepared, 0, "original")
+    assert "compile" not in eager and compiled == {**eager, "compile": True}
+    cell = plan_cells(config, {prepared.config.name: prepared})[0]
+    assert cell_key(cell, prepared, config.evaluation) != cell_key(cell, prepared, config.evaluation, compile=True)
