@@ -19,8 +19,10 @@ between the processes it starts; nothing read from disk is ever unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -121,20 +123,33 @@ def failed_record(config: SweepConfig, cell: Cell, error: BaseException) -> dict
     }
 
 
-def run_on_ray(
-    config: SweepConfig, pending: list[Cell], out_dir: Path, cache: Path, address: str | None, progress: bool,
-) -> list[dict[str, Any]]:
-    """Submit the graph for ``pending`` cells, wait for every cell; return their summaries."""
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """Join the cluster at ``address``, or start a local instance, for the block; a cluster
+    that cannot be joined is a :class:`UserError`, before the sweep writes anything."""
     ray = require_ray()
     started = not ray.is_initialized()
     if started:
-        # "local" starts a new instance even where another one runs (a test's, a user's)
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            # "local" starts a new instance even where another one runs (a test's, a user's)
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise UserError(
+                f"--address {address!r}: cannot join a Ray cluster there ({reason}); allowed: the address of a running "
+                "cluster's head (ray start --head), or no --address for a local instance"
+            ) from None
     try:
-        return _run_graph(ray, config, pending, out_dir.resolve(), cache.resolve(), progress)
+        yield ray
     finally:
         if started:
             ray.shutdown()
+
+
+def run_on_ray(config: SweepConfig, pending: list[Cell], out_dir: Path, cache: Path, progress: bool) -> list[dict[str, Any]]:
+    """Submit the graph for ``pending`` cells to the Ray session this process holds, wait for
+    every cell; return their summaries."""
+    return _run_graph(require_ray(), config, pending, out_dir.resolve(), cache.resolve(), progress)
 
 
 def _run_graph(ray, config: SweepConfig, pending: list[Cell], out_dir: Path, cache: Path, progress: bool) -> list[dict[str, Any]]:

@@ -565,18 +565,23 @@ def run_sweep(
     ]
     cache = (cache_dir or cache_root()) / "models"
     failed: list[str] = []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        write_splits(config, datasets, out_dir)
-        if backend == "ray":
-            from bench.ray_backend import run_on_ray
+    if backend == "ray":
+        from bench.ray_backend import ray_session, run_on_ray
 
-            records = run_on_ray(config, pending, out_dir, cache, address, progress)
-        else:
-            records = run_locally(config, pending, datasets, out_dir, cache, device, progress)
-        failed = [r["cell"] for r in records if r["status"] == "failed"]
-    finally:
-        results_csv = rebuild_results_csv(out_dir)
+        session = ray_session(address)  # joined or started before anything is written
+    else:
+        session = contextlib.nullcontext()
+    with session:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            write_splits(config, datasets, out_dir)
+            if backend == "ray":
+                records = run_on_ray(config, pending, out_dir, cache, progress)
+            else:
+                records = run_locally(config, pending, datasets, out_dir, cache, device, progress)
+            failed = [r["cell"] for r in records if r["status"] == "failed"]
+        finally:
+            results_csv = rebuild_results_csv(out_dir)
     return SweepSummary(out_dir, results_csv, len(pending), len(cells) - len(pending), failed)
 
 

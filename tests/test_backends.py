@@ -6,10 +6,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -57,6 +60,9 @@ def test_ray_backend_gives_the_local_results(ray_instance, local_sweep, tmp_path
     assert summary.ran == 20 and summary.failed == []
     local, remote = comparable(local_out / "results.csv"), comparable(tmp_path / "out" / "results.csv")
     pd.testing.assert_frame_equal(local, remote)  # every metric bit for bit: same models, same thread count
+    # shared work once: 5 methods x 2 scenarios x 2 seeds train 2 x (1 original + 2 retrained) models, not one per cell
+    for cache in (local_out.parent / "cache", tmp_path / "cache"):
+        assert len(list((cache / "models").glob("*.safetensors"))) == 6
     threads = {r["env"]["torch_threads"] for r in read_records(tmp_path / "out")}
     assert len(threads) == 1 and threads == {r["env"]["torch_threads"] for r in read_records(local_out)}
     # a finished sweep on Ray skips every cell, like the local backend
@@ -64,13 +70,34 @@ def test_ray_backend_gives_the_local_results(ray_instance, local_sweep, tmp_path
     assert (again.ran, again.skipped) == (0, 20)
 
 
+def test_ray_backend_joins_a_running_cluster(local_sweep, tmp_path):
+    """--address: a head started apart with ``ray start`` (as on a cluster) runs the sweep."""
+    require_tool(importlib.util.find_spec("ray") is not None, "ray (the dev extra)")
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    port = 6400 + os.getpid() % 500
+    short = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 107 bytes
+    env = {**os.environ, "RAY_TMPDIR": short, "RAY_AUTH_MODE": "disabled"}  # a token of its own would be elsewhere
+    start = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                            "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=120)
+    assert start.returncode == 0, start.stderr[-2000:]
+    try:
+        config, local_out = local_sweep
+        result = run_module("bench.sweep", "--config", str(local_out.parent / "c.yaml"), "--out", str(tmp_path / "out"),
+                            "--cache", str(tmp_path / "cache"), "--backend", "ray", "--address", f"127.0.0.1:{port}",
+                            "--no-progress", env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "20 cells run, 0 already finished, 0 failed" in result.stdout
+        pd.testing.assert_frame_equal(comparable(local_out / "results.csv"), comparable(tmp_path / "out" / "results.csv"))
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        shutil.rmtree(short, ignore_errors=True)
+
+
 def test_ray_backend_errors(tmp_path):
     config = write_config(tmp_path / "c.yaml")
     result = run_module("bench.sweep", "--config", str(config), "--address", "127.0.0.1:6379", "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "--address is for --backend ray" in result.stderr
     assert not (tmp_path / "o").exists()
-
-
 def kill_tree(process: subprocess.Popen) -> None:
     """SIGKILL the sweep and everything it started (a local Ray instance included)."""
     try:
