@@ -37,7 +37,8 @@ from bench.results import write_record
 from bench.splits import parse_scenario
 from bench.store import stable_hash
 from bench.sweep import (
-    Cell, ModelStore, PreparedData, environment, needs_update_record, plan_cells, prepare_data, run_cell, split_for,
+    Cell, ModelStore, PreparedData, environment, needs_update_record, plan_cells, planned_splits, prepare_data, run_cell,
+    split_for,
     task_threads,
 )
 from bench.train import resolve_device, use_compile
@@ -86,11 +87,7 @@ def worker_state(config_json: str, cache: str, threads: int, out_dir: str) -> Wo
 def train_original(config_json: str, cache: str, threads: int, out_dir: str, dataset: str, seed: int) -> str:
     state = worker_state(config_json, cache, threads, out_dir)
     prepared = state.datasets[dataset]
-    planned = [
-        split_for(Path(out_dir), prepared, parse_scenario(spec, prepared.data.num_classes), seed)[0]
-        for spec in state.config.scenarios
-    ]
-    return state.models.original(prepared, seed, planned).key
+    return state.models.original(prepared, seed, planned_splits(Path(out_dir), prepared, state.config, seed)).key
 
 
 def train_retrained(config_json: str, cache: str, threads: int, out_dir: str, dataset: str, scenario: str, seed: int) -> str:

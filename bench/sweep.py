@@ -330,6 +330,12 @@ def split_for(out_dir: Path, prepared: PreparedData, scenario: Scenario, seed: i
     return split, path
 
 
+def planned_splits(out_dir: Path, prepared: PreparedData, config: SweepConfig, seed: int) -> list[Split]:
+    """The forget sets of every scenario of the sweep for one (dataset, seed): those whose
+    updates the original training records, when a method needs them."""
+    return [split_for(out_dir, prepared, parse_scenario(spec, prepared.data.num_classes), seed)[0] for spec in config.scenarios]
+
+
 def evaluation_splits(prepared: PreparedData, split: Split) -> dict[str, SplitData]:
     data = prepared.data
     forget, retain = split.forget.to(data.train_x.device), split.retain.to(data.train_x.device)
@@ -439,8 +445,7 @@ def run_cell(
 ) -> dict[str, Any]:
     """Run one method on one (dataset, scenario, seed), evaluate it, write its record, return it."""
     split, split_file = split_for(out_dir, prepared, cell.scenario, cell.seed)
-    planned = [split_for(out_dir, prepared, parse_scenario(spec, prepared.data.num_classes), cell.seed)[0] for spec in config.scenarios]
-    original = models.original(prepared, cell.seed, planned)
+    original = models.original(prepared, cell.seed, planned_splits(out_dir, prepared, config, cell.seed))
     task = make_task(cell, prepared, models, split, original, generator_for(cell.seed, "method", cell.method.name))
     record: dict[str, Any] = {
         "sweep": config.sweep,
