@@ -72,7 +72,7 @@ def build_report(
 ) -> Report:
     """Read ``folders``, check everything, then write every table, figure and the page.
     Without ``figures`` the tables and the page come in seconds (the figures take about a
-    second each, mostly embedding fonts in the PDFs)."""
+    second each, most of it saving the PNG and the PDF)."""
     folders = [folders] if isinstance(folders, Path) else list(folders)
     results = load_results(folders)
     options = options or resolve_options(results, **option_values)
