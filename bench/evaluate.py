@@ -88,11 +88,12 @@ def evaluate(
 
 
 def save_logits(path: Path, evaluation: Evaluation) -> None:
-    """Logits (float32) and labels of every split, compressed, written atomically."""
+    """Logits (float32) and labels of every split, written atomically. Not compressed:
+    float32 logits shrink by under 10% (measured on digits) at ten times the time."""
     arrays = {f"logits_{name}": value for name, value in evaluation.logits.items()}
     arrays.update({f"labels_{name}": value.astype(np.int64) for name, value in evaluation.labels.items()})
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())
 
 

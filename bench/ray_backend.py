@@ -41,7 +41,7 @@ from bench.sweep import (
     split_for,
     task_threads,
 )
-from bench.train import resolve_device, use_compile
+from bench.train import resolve_device, use_compile, warm_up
 
 
 def require_ray():
@@ -79,6 +79,7 @@ def worker_state(config_json: str, cache: str, threads: int, out_dir: str) -> Wo
             Path(cache), device, progress=False, record_updates=needs_update_record(config),
             reference_dir=Path(out_dir) / "references", compile=config.compile,
         )
+        warm_up(device)
         _STATES[key] = WorkerState(config, datasets, models, environment(device))
     use_compile(_STATES[key].config.compile)
     return _STATES[key]

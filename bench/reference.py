@@ -54,7 +54,7 @@ def save_reference(path: Path, key: str, reference: Reference) -> None:
     }
     arrays["header"] = np.array(json.dumps(header))
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())
 
 

@@ -52,7 +52,7 @@ from bench.results import read_record, rebuild_results_csv, record_path, write_r
 from bench.splits import Scenario, Split, load_split, make_split, parse_scenario, save_split
 from bench.store import file_lock, stable_hash
 from bench.train import (
-    CachedModel, Preprocess, TrainLog, cached_training, resolve_device, synchronize, train, use_compile,
+    CachedModel, Preprocess, TrainLog, cached_training, resolve_device, synchronize, train, use_compile, warm_up,
 )
 from bench.update_record import TrainingRecord, UpdateRecorder
 
@@ -606,6 +606,7 @@ def run_locally(
     threads = torch.get_num_threads()
     torch.set_num_threads(task_threads(config))
     use_compile(config.compile)
+    warm_up(device)
     env = environment(device)
     records = []
     try:

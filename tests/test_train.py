@@ -140,3 +140,28 @@ def test_compile_switch_keys_models_and_cells_apart(tmp_path):
     assert "compile" not in eager and compiled == {**eager, "compile": True}
     cell = plan_cells(config, {prepared.config.name: prepared})[0]
     assert cell_key(cell, prepared, config.evaluation) != cell_key(cell, prepared, config.evaluation, compile=True)
+
+
+def test_warm_up_leaves_no_import_for_the_timed_regions():
+    """A fresh process's first optimizer used to import torch._dynamo (seconds) inside the
+    first method's timed region; after warm_up, building an optimizer and stepping it
+    imports nothing."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch\n"
+        "from bench.train import warm_up, make_optimizer, Recipe\n"
+        "warm_up(torch.device('cpu'))\n"
+        "before = set(sys.modules)\n"
+        "model = torch.nn.Linear(3, 2)\n"
+        "optimizer = make_optimizer(model.parameters(), Recipe(optimizer='adam'))\n"
+        "model(torch.ones(1, 3)).sum().backward()\n"
+        "optimizer.step()\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    cold = "import sys, torch\nbefore = set(sys.modules)\ntorch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1)\nprint(sorted(set(sys.modules) - before))\n"
+    without = subprocess.run([sys.executable, "-c", cold], capture_output=True, text=True, check=True).stdout
+    assert "torch._dynamo" in without  # what warm_up is for: still PyTorch's behaviour
+    after = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert after.strip() == "[]"
