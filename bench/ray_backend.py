@@ -80,7 +80,8 @@ def worker_state(config_json: str, cache: str, threads: int, out_dir: str) -> Wo
             reference_dir=Path(out_dir) / "references", compile=config.compile,
         )
         warm_up(device)
-        _STATES[key] = WorkerState(config, datasets, models, environment(device))
+        node = require_ray().get_runtime_context().get_node_id()  # which of the cluster's machines ran the cell
+        _STATES[key] = WorkerState(config, datasets, models, {**environment(device), "ray_node": node})
     use_compile(_STATES[key].config.compile)
     return _STATES[key]
 

@@ -71,7 +71,8 @@ def test_ray_backend_gives_the_local_results(ray_instance, local_sweep, tmp_path
 
 
 def test_ray_backend_joins_a_running_cluster(local_sweep, tmp_path):
-    """--address: a head started apart with ``ray start`` (as on a cluster) runs the sweep."""
+    """--address: a cluster started apart with ``ray start`` (a head and a second node, two
+    raylets as on two machines) runs the sweep over both nodes, with the local results."""
     require_tool(importlib.util.find_spec("ray") is not None, "ray (the dev extra)")
     ray_cli = str(Path(sys.executable).parent / "ray")
     port = 6400 + os.getpid() % 500
@@ -81,6 +82,9 @@ def test_ray_backend_joins_a_running_cluster(local_sweep, tmp_path):
                             "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=120)
     assert start.returncode == 0, start.stderr[-2000:]
     try:
+        second = subprocess.run([ray_cli, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
+                                 "--num-cpus=2", "--disable-usage-stats"], capture_output=True, text=True, env=env, timeout=120)
+        assert second.returncode == 0, second.stderr[-2000:]
         config, local_out = local_sweep
         result = run_module("bench.sweep", "--config", str(local_out.parent / "c.yaml"), "--out", str(tmp_path / "out"),
                             "--cache", str(tmp_path / "cache"), "--backend", "ray", "--address", f"127.0.0.1:{port}",
@@ -88,6 +92,8 @@ def test_ray_backend_joins_a_running_cluster(local_sweep, tmp_path):
         assert result.returncode == 0, result.stderr[-2000:]
         assert "20 cells run, 0 already finished, 0 failed" in result.stdout
         pd.testing.assert_frame_equal(comparable(local_out / "results.csv"), comparable(tmp_path / "out" / "results.csv"))
+        nodes = {r["env"]["ray_node"] for r in read_records(tmp_path / "out")}
+        assert len(nodes) == 2  # each task asks for 2 CPUs, each node has 2: cells ran on both nodes
     finally:
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
         shutil.rmtree(short, ignore_errors=True)
