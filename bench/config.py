@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -166,6 +166,8 @@ class SweepConfig(BaseModel):
     # torch.compile the training loop's and the inference passes' forward. Off by default:
     # each model pays a compile time (tens of seconds on a CPU) that small models never win back.
     compile: bool = False
+    # Autocast: auto = bf16 on CUDA (tensor cores), float32 on the CPU; bf16 or fp32 force one.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
 
     @field_validator("device")
     @classmethod

@@ -37,11 +37,11 @@ from bench.results import write_record
 from bench.splits import parse_scenario
 from bench.store import stable_hash
 from bench.sweep import (
-    Cell, ModelStore, PreparedData, environment, needs_update_record, plan_cells, planned_splits, prepare_data, run_cell,
+    Cell, ModelStore, PreparedData, config_numerics, environment, needs_update_record, plan_cells, planned_splits, prepare_data, run_cell,
     split_for,
     task_threads,
 )
-from bench.train import resolve_device, use_compile, warm_up
+from bench.train import resolve_device, use_compile, use_precision, warm_up
 
 
 def require_ray():
@@ -77,12 +77,13 @@ def worker_state(config_json: str, cache: str, threads: int, out_dir: str) -> Wo
         datasets = {d.name: prepare_data(d, device) for d in config.datasets}
         models = ModelStore(
             Path(cache), device, progress=False, record_updates=needs_update_record(config),
-            reference_dir=Path(out_dir) / "references", compile=config.compile,
+            reference_dir=Path(out_dir) / "references", numerics=config_numerics(config),
         )
         warm_up(device)
         node = require_ray().get_runtime_context().get_node_id()  # which of the cluster's machines ran the cell
         _STATES[key] = WorkerState(config, datasets, models, {**environment(device), "ray_node": node})
     use_compile(_STATES[key].config.compile)
+    use_precision(_STATES[key].config.precision)
     return _STATES[key]
 
 

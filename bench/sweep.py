@@ -52,7 +52,8 @@ from bench.results import read_record, rebuild_results_csv, record_path, write_r
 from bench.splits import Scenario, Split, load_split, make_split, parse_scenario, save_split
 from bench.store import file_lock, stable_hash
 from bench.train import (
-    CachedModel, Preprocess, TrainLog, cached_training, resolve_device, synchronize, train, use_compile, warm_up,
+    CachedModel, Preprocess, TrainLog, cached_training, numerics_fields, resolve_device, synchronize, train, use_compile,
+    use_precision, warm_up,
 )
 from bench.update_record import TrainingRecord, UpdateRecorder
 
@@ -120,11 +121,11 @@ def prepare_data(config: DatasetConfig, device: torch.device) -> PreparedData:
     return PreparedData(config, data.to(device), fingerprint, preprocess)
 
 
-def cell_key(cell: Cell, prepared: PreparedData, evaluation: EvaluationConfig, compile: bool = False) -> str:
+def cell_key(cell: Cell, prepared: PreparedData, evaluation: EvaluationConfig, numerics: dict[str, Any] | None = None) -> str:
     """Hash of everything that determines a cell's result: a record with another key is stale."""
     return stable_hash(
         {
-            **({"compile": True} if compile else {}),
+            **(numerics or {}),  # compiled kernels and bf16 round differently: see numerics_fields
             "dataset": cell.dataset.model_dump(),
             "fingerprint": prepared.fingerprint,
             "scenario": cell.scenario.spec,
@@ -184,10 +185,10 @@ class ModelStore:
 
     def __init__(
         self, cache_dir: Path, device: torch.device, progress: bool, record_updates: bool = False,
-        reference_dir: Path | None = None, compile: bool = False,
+        reference_dir: Path | None = None, numerics: dict[str, Any] | None = None,
     ):
         self.cache_dir = cache_dir
-        self.compile = compile
+        self.numerics = numerics or {}
         self.reference_dir = reference_dir
         self.device = device
         self.progress = progress
@@ -206,7 +207,7 @@ class ModelStore:
             "seed": seed,
             "device_type": self.device.type,
             "training_version": TRAINING_VERSION,
-            **({"compile": True} if self.compile else {}),  # compiled kernels round differently
+            **self.numerics,  # compiled kernels and bf16 round differently: see numerics_fields
             **extra,
         }
 
@@ -450,7 +451,7 @@ def run_cell(
     record: dict[str, Any] = {
         "sweep": config.sweep,
         "cell": cell.cell_id,
-        "cell_key": cell_key(cell, prepared, config.evaluation, config.compile),
+        "cell_key": cell_key(cell, prepared, config.evaluation, config_numerics(config)),
         "dataset": cell.dataset.name,
         "model": cell.dataset.model,
         "scenario": cell.scenario.spec,
@@ -566,7 +567,8 @@ def run_sweep(
     datasets = {d.name: prepare_data(d, device) for d in config.datasets}  # data errors stop here, before any write
     cells = plan_cells(config, datasets)
     pending = [
-        c for c in cells if not is_finished(out_dir, c, cell_key(c, datasets[c.dataset.name], config.evaluation, config.compile))
+        c for c in cells
+        if not is_finished(out_dir, c, cell_key(c, datasets[c.dataset.name], config.evaluation, config_numerics(config)))
     ]
     cache = (cache_dir or cache_root()) / "models"
     failed: list[str] = []
@@ -590,6 +592,10 @@ def run_sweep(
     return SweepSummary(out_dir, results_csv, len(pending), len(cells) - len(pending), failed)
 
 
+def config_numerics(config: SweepConfig) -> dict[str, Any]:
+    return numerics_fields(config.compile, config.precision)
+
+
 def needs_update_record(config: SweepConfig) -> bool:
     return any("training_record" in get_method(m.method).needs for m in config.methods)
 
@@ -601,11 +607,13 @@ def run_locally(
     """The local backend: the cells one after the other in this process, in grid order, so
     that the models of a (dataset, seed) stay in memory while they are needed."""
     models = ModelStore(
-        cache, device, progress, needs_update_record(config), reference_dir=out_dir / "references", compile=config.compile
+        cache, device, progress, needs_update_record(config), reference_dir=out_dir / "references",
+        numerics=config_numerics(config),
     )
     threads = torch.get_num_threads()
     torch.set_num_threads(task_threads(config))
     use_compile(config.compile)
+    use_precision(config.precision)
     warm_up(device)
     env = environment(device)
     records = []
@@ -620,6 +628,7 @@ def run_locally(
     finally:
         torch.set_num_threads(threads)
         use_compile(False)
+        use_precision("auto")
     return records
 
 

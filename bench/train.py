@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -92,9 +92,33 @@ def compiled(model: nn.Module) -> nn.Module:
     return torch.compile(model) if _COMPILE else model
 
 
+PRECISIONS = ("auto", "bf16", "fp32")
+_PRECISION = "auto"
+
+
+def use_precision(precision: str) -> None:
+    """Set this process's autocast precision (the sweep sets it from its config's
+    ``precision``): ``auto`` is bf16 autocast on CUDA and float32 on the CPU; ``bf16`` and
+    ``fp32`` force one on any device (``bf16`` on the CPU runs the CUDA path's numerics
+    where no GPU is at hand, slowly)."""
+    global _PRECISION
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    _PRECISION = precision
+
+
 def autocast(device: torch.device):
-    """bf16 autocast on CUDA only; a no-op context on the CPU."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    """bf16 autocast where the precision says so; a no-op context otherwise."""
+    bf16 = _PRECISION == "bf16" or (_PRECISION == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def numerics_fields(compile: bool, precision: str) -> dict[str, Any]:
+    """The numerics switches that go into model and cell keys: only those not at their
+    default, so keys made before a switch existed stay valid. ``precision`` is keyed as
+    configured, not as resolved on a device, so a driver without a GPU and its GPU workers
+    agree on every key."""
+    return {**({"compile": True} if compile else {}), **({"precision": precision} if precision != "auto" else {})}
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,26 @@ def test_missing_data_exits_2_before_any_work(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
+def test_every_method_runs_under_bf16_autocast(tmp_path):
+    """precision: bf16 runs CUDA's autocast path on the CPU (about a minute): every method's
+    losses and updates must work on bf16 activations, and the models must learn as well as
+    in float32 (digits, 3 epochs: test accuracy within 3 points)."""
+    config = load_config(write_config(tmp_path / "c.yaml", scenarios=["class:3"], methods=["all"], precision="bf16"))
+    summary = run_sweep(config, tmp_path / "bf16", tmp_path / "cache", progress=False)
+    assert summary.failed == [] and summary.ran == len(config.methods) and summary.ran >= 9
+    table = pd.read_csv(tmp_path / "bf16" / "results.csv")
+    assert set(table["status"]) == {"ok"} and table["value"].notna().all()
+    fp32 = load_config(write_config(tmp_path / "d.yaml", scenarios=["class:3"], methods=["original", "retrain"]))
+    run_sweep(fp32, tmp_path / "fp32", tmp_path / "cache", progress=False)
+    reference = pd.read_csv(tmp_path / "fp32" / "results.csv")
+    for method in ("original", "retrain"):
+        def test_acc(t):
+            return t[(t["method"] == method) & (t["metric"] == "test_acc")]["value"].item()
+        assert test_acc(table) == pytest.approx(test_acc(reference), abs=0.03)
+    assert len(list((tmp_path / "cache" / "models").glob("*.safetensors"))) == 4  # fp32's models are its own, not bf16's
+
+
 def test_quick_profile_retrain_forgets_the_class_and_keeps_the_rest(tmp_path):
     """The Done-when of the harness: on the quick profile, retrain's forget accuracy in class:3
     is at most 1% and its test accuracy on the other classes within 2 points of the original's."""

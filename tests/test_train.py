@@ -13,7 +13,8 @@ from bench.models import build_model
 from bench.config import load_config
 from bench.sweep import ModelStore, cell_key, plan_cells, prepare_data
 from bench.train import (
-    Preprocess, Recipe, cached_training, make_optimizer, make_schedule, random_crop, random_flip, train, use_compile,
+    PRECISIONS, Preprocess, Recipe, autocast, cached_training, make_optimizer, make_schedule, numerics_fields, random_crop,
+    random_flip, train, use_compile, use_precision,
 )
 from conftest import write_config
 
@@ -131,15 +132,40 @@ def test_compiled_training_matches_eager_and_saves_plain_weights():
     assert list(state) == list(eager_state)  # no "_orig_mod." prefixes: the cache stores the model itself
 
 
-def test_compile_switch_keys_models_and_cells_apart(tmp_path):
-    config = load_config(write_config(tmp_path / "c.yaml", compile=True))
-    assert config.compile and not load_config(write_config(tmp_path / "d.yaml")).compile
+def test_numerics_switches_key_models_and_cells_apart(tmp_path):
+    """compile and precision change the rounding, so models and cells made with them are
+    cached apart; at their defaults the keys are those made before the switches existed."""
+    config = load_config(write_config(tmp_path / "c.yaml", compile=True, precision="bf16"))
+    default = load_config(write_config(tmp_path / "d.yaml"))
+    assert (config.compile, config.precision) == (True, "bf16") and (default.compile, default.precision) == (False, "auto")
+    assert numerics_fields(False, "auto") == {}
+    assert numerics_fields(True, "fp32") == {"compile": True, "precision": "fp32"}
     prepared = prepare_data(config.datasets[0], torch.device("cpu"))
-    eager = ModelStore(tmp_path, torch.device("cpu"), False)._key_fields(prepared, 0, "original")
-    compiled = ModelStore(tmp_path, torch.device("cpu"), False, compile=True)._key_fields(prepared, 0, "original")
-    assert "compile" not in eager and compiled == {**eager, "compile": True}
+    plain = ModelStore(tmp_path, torch.device("cpu"), False)._key_fields(prepared, 0, "original")
+    switched = ModelStore(tmp_path, torch.device("cpu"), False, numerics=numerics_fields(True, "bf16"))
+    assert "compile" not in plain and "precision" not in plain
+    assert switched._key_fields(prepared, 0, "original") == {**plain, "compile": True, "precision": "bf16"}
     cell = plan_cells(config, {prepared.config.name: prepared})[0]
-    assert cell_key(cell, prepared, config.evaluation) != cell_key(cell, prepared, config.evaluation, compile=True)
+    keys = {cell_key(cell, prepared, config.evaluation, numerics_fields(c, p)) for c in (False, True) for p in PRECISIONS}
+    assert len(keys) == 6
+    assert cell_key(cell, prepared, config.evaluation) == cell_key(cell, prepared, config.evaluation, {})
+
+
+def test_precision_switch_sets_autocast():
+    """auto: float32 on the CPU (bf16 is CUDA's default); bf16 forces the CUDA path's
+    autocast on the CPU too; a bad name is refused."""
+    a, b = torch.ones(4, 4), torch.ones(4, 4)
+    dtypes = {}
+    for precision in PRECISIONS:
+        use_precision(precision)
+        try:
+            with autocast(torch.device("cpu")):
+                dtypes[precision] = (a @ b).dtype
+        finally:
+            use_precision("auto")
+    assert dtypes == {"auto": torch.float32, "bf16": torch.bfloat16, "fp32": torch.float32}
+    with pytest.raises(ValueError, match="allowed: auto, bf16, fp32"):
+        use_precision("fp16")
 
 
 def test_warm_up_leaves_no_import_for_the_timed_regions():
