@@ -37,9 +37,8 @@ from bench.results import write_record
 from bench.splits import parse_scenario
 from bench.store import stable_hash
 from bench.sweep import (
-    Cell, ModelStore, PreparedData, config_numerics, environment, needs_update_record, plan_cells, planned_splits, prepare_data, run_cell,
-    split_for,
-    task_threads,
+    Cell, ModelStore, PreparedData, config_numerics, environment, needs_update_record, plan_cells, planned_splits,
+    prepare_data, run_cell, split_for, task_threads,
 )
 from bench.train import resolve_device, use_compile, use_precision, warm_up
 

@@ -614,7 +614,8 @@ def run_locally(
     torch.set_num_threads(task_threads(config))
     use_compile(config.compile)
     use_precision(config.precision)
-    warm_up(device)
+    if pending:  # a finished sweep has nothing to time
+        warm_up(device)
     env = environment(device)
     records = []
     try:

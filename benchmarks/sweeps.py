@@ -3,6 +3,7 @@ seeds and forget fractions. Each runs the quick profile from an empty model cach
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -35,43 +36,66 @@ def ray_overhead(work: Path) -> tuple[Measurement, Path, Path]:
     ), local_out, local_cache
 
 
-def sweep_reuse(out: Path, cache: Path) -> Measurement:
+def sweep_reuse(out: Path, cache: Path, repeats: int = 3) -> Measurement:
     """Wall time of adding one method to a finished quick sweep, against the time of that
-    method's own cells (method + evaluation, from their records)."""
+    method's own cells (method + evaluation, from their records). Each of ``repeats``
+    measurements adds the method to a fresh copy of the finished sweep (copying is not
+    timed); the ratio is their median, the times those of the median measurement."""
     config = load_config(QUICK)
     entries = [m.model_dump() for m in config.methods] + [{"name": ADDED, "method": "finetune", "params": {"epochs": 2}}]
     extended = SweepConfig.model_validate({**config.model_dump(mode="json"), "methods": entries})
-    start = time.perf_counter()
-    summary = run_sweep(extended, out, cache, progress=False)
-    wall = time.perf_counter() - start
-    cells = [r for r in read_records(out) if r["method"] == ADDED]
-    own = sum(r["timings"]["method_s"] + r["timings"]["eval_s"] + r["timings"].get("costly_s", 0.0) for r in cells)
+    runs = []
+    for k in range(repeats):
+        copy, copy_cache = out.parent / f"{out.name}-reuse{k}", cache.parent / f"{cache.name}-reuse{k}"
+        shutil.copytree(out, copy)
+        shutil.copytree(cache, copy_cache)
+        start = time.perf_counter()
+        summary = run_sweep(extended, copy, copy_cache, progress=False)
+        wall = time.perf_counter() - start
+        cells = [r for r in read_records(copy) if r["method"] == ADDED]
+        own = sum(r["timings"]["method_s"] + r["timings"]["eval_s"] + r["timings"].get("costly_s", 0.0) for r in cells)
+        runs.append((wall / own, wall, own))
+        shutil.rmtree(copy)
+        shutil.rmtree(copy_cache)
+    ratio, wall, own = sorted(runs)[len(runs) // 2]
     return Measurement(
-        "sweep reuse (add one method)", wall, own, "s", wall / own, 1.1, False,
-        f"{summary.ran} new cells of '{ADDED}' added to the finished quick sweep; baseline: their method + evaluation time",
+        "sweep reuse (add one method)", wall, own, "s", ratio, 1.1, False,
+        f"{summary.ran} new cells of '{ADDED}' added to the finished quick sweep; baseline: their method + evaluation "
+        f"time; median of {repeats} (ratios {', '.join(f'{r:.3f}' for r, _, _ in runs)})",
+        {"ratios": [r for r, _, _ in runs]},
     )
 
 
-def cost_growth(work: Path) -> list[Measurement]:
+def median_sweep(work: Path, label: str, repeats: int, **options) -> float:
+    """The median wall time of ``repeats`` runs of the same sweep, each from an empty model cache."""
+    times = [timed_sweep(work / f"{label}-{k}", work / f"{label}-{k}-cache", **options) for k in range(repeats)]
+    return sorted(times)[len(times) // 2]
+
+
+def cost_growth(work: Path, baseline_repeats: int = 3) -> list[Measurement]:
     """The quick sweep's wall time for 1, 2, 4 and 8 seeds, and for one random scenario of
     1%, 10% and 30% (seed 0), each from an empty model cache; ratio = time per seed (or per
-    unit of forget fraction) relative to the smallest run."""
+    unit of forget fraction) relative to the smallest run. Every ratio divides by the
+    smallest run, so that run is the median of ``baseline_repeats`` (one slow or fast spell
+    of a shared machine would otherwise tilt the whole table)."""
     rows = []
     times = {}
     for seeds in (1, 2, 4, 8):
-        times[seeds] = timed_sweep(work / f"seeds{seeds}", work / f"seeds{seeds}-cache", seeds=list(range(seeds)))
+        repeats = baseline_repeats if seeds == 1 else 1
+        times[seeds] = median_sweep(work, f"seeds{seeds}", repeats, seeds=list(range(seeds)))
         rows.append(Measurement(
             f"cost growth: {seeds} seed(s)", times[seeds], times[1] * seeds, "s", times[seeds] / (times[1] * seeds), None, False,
-            "baseline: the 1-seed time x seeds (ratio 1 = linear)",
+            "baseline: the 1-seed time x seeds (ratio 1 = linear)" + (f"; median of {repeats} runs" if repeats > 1 else ""),
         ))
     fraction_times = {}
     for fraction in (0.01, 0.1, 0.3):
-        fraction_times[fraction] = timed_sweep(
-            work / f"fraction{fraction}", work / f"fraction{fraction}-cache",
-            overrides=[f"scenarios=[random:{fraction}]"], seeds=[0],
+        repeats = baseline_repeats if fraction == 0.01 else 1
+        fraction_times[fraction] = median_sweep(
+            work, f"fraction{fraction}", repeats, overrides=[f"scenarios=[random:{fraction}]"], seeds=[0],
         )
         rows.append(Measurement(
             f"cost growth: forget {fraction:.0%}", fraction_times[fraction], fraction_times[0.01], "s",
-            fraction_times[fraction] / fraction_times[0.01], None, False, "baseline: the 1% time (seed 0, one scenario)",
+            fraction_times[fraction] / fraction_times[0.01], None, False,
+            "baseline: the 1% time (seed 0, one scenario)" + (f"; median of {repeats} runs" if repeats > 1 else ""),
         ))
     return rows
