@@ -11,8 +11,12 @@ from bench.models import build_model
 from bench.train import Preprocess, Recipe, autocast, make_optimizer, synchronize, train
 from benchmarks.common import Measurement, real_or_embedded
 
-# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, for the share of peak.
-GPU_PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "RTX 4090": 165e12}
+# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, for the share of peak;
+# the first key found in the device's name wins, so the PCIe H100 (756 T) and the A100 come
+# before the names they contain.
+GPU_PEAK_BF16 = {
+    "H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12, "RTX 4090": 165e12,
+}
 
 
 def train_step_flops(model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor) -> int:
