@@ -60,9 +60,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 def warm_up(device: torch.device) -> None:
     """Pay this process's one-time costs before anything is timed: the first optimizer
     built imports ``torch._dynamo`` (PyTorch wraps ``Optimizer.__init__`` in
-    ``torch._disable_dynamo``), about 2 s here, and the first backward pass starts
-    autograd's engine. Without this, the first method a process runs from cached models
-    (a resumed sweep, an added method, a Ray worker's first cell) is charged for them."""
+    ``torch._disable_dynamo``), about 2 s here; one backward pass and one step pay any
+    lazy set-up of those too. Without this, the first method a process runs from cached
+    models (a resumed sweep, an added method, a Ray worker's first cell) is charged for them."""
     parameter = nn.Parameter(torch.zeros(1, device=device))
     optimizer = torch.optim.SGD([parameter], lr=0.1)
     (parameter * 2).sum().backward()

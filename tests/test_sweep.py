@@ -132,10 +132,12 @@ def test_every_method_runs_under_bf16_autocast(tmp_path):
     fp32 = load_config(write_config(tmp_path / "d.yaml", scenarios=["class:3"], methods=["original", "retrain"]))
     run_sweep(fp32, tmp_path / "fp32", tmp_path / "cache", progress=False)
     reference = pd.read_csv(tmp_path / "fp32" / "results.csv")
+
+    def test_acc(results: pd.DataFrame, method: str) -> float:
+        return results[(results["method"] == method) & (results["metric"] == "test_acc")]["value"].item()
+
     for method in ("original", "retrain"):
-        def test_acc(t):
-            return t[(t["method"] == method) & (t["metric"] == "test_acc")]["value"].item()
-        assert test_acc(table) == pytest.approx(test_acc(reference), abs=0.03)
+        assert test_acc(table, method) == pytest.approx(test_acc(reference, method), abs=0.03)
     assert len(list((tmp_path / "cache" / "models").glob("*.safetensors"))) == 4  # fp32's models are its own, not bf16's
 
 
