@@ -59,7 +59,7 @@ def save_reference(path: Path, key: str, reference: Reference) -> None:
 
 
 def load_reference(path: Path, key: str, retrained: CachedModel) -> Reference | None:
-    """The saved reference if it is there, readable and made for ``key``; else None."""
+    """The saved reference if it is there, readable, complete and made for ``key``; else None."""
     if not path.is_file():
         return None
     try:
@@ -68,8 +68,13 @@ def load_reference(path: Path, key: str, retrained: CachedModel) -> Reference | 
             if header.get("key") != key:
                 return None
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, KeyError, json.JSONDecodeError, zipfile.BadZipFile):
+        return _reference(header, arrays, retrained)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, json.JSONDecodeError, zipfile.BadZipFile):
         return None
+
+
+def _reference(header: dict, arrays: dict[str, np.ndarray], retrained: CachedModel) -> Reference:
+    """A reference from a file's header and arrays; a missing entry raises ``KeyError``."""
     logits = {k.removeprefix("logits_"): v for k, v in arrays.items() if k.startswith("logits_")}
     labels = {k.removeprefix("labels_"): v for k, v in arrays.items() if k.startswith("labels_")}
     outcomes = []

@@ -34,6 +34,10 @@ def test_reference_file_round_trip_and_rejections(tmp_path):
     assert [(o.retain_acc, o.test_acc) for o in loaded.replica_outcomes] == [(0.9, 0.8), (0.7, 0.6)]
     assert np.array_equal(loaded.replica_outcomes[1].forget_confidence, outcomes[1].forget_confidence)
     assert load_reference(path, "another key", None) is None  # made for other models or another evaluation
+    with np.load(path) as archive:  # readable and keyed right, but an entry missing (an older or foreign file)
+        partial = {name: archive[name] for name in archive.files if name != "random_forget"}
+    np.savez(tmp_path / "partial.npz", **partial)
+    assert load_reference(tmp_path / "partial.npz", "k1", None) is None
     path.write_bytes(path.read_bytes()[:100])
     assert load_reference(path, "k1", None) is None  # truncated: computed again, never used
     assert load_reference(tmp_path / "absent.npz", "k1", None) is None
