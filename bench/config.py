@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -19,7 +19,7 @@ from bench.errors import UserError
 from bench.models import model_names
 from bench.registry import get_method, method_names
 from bench.splits import parse_scenario
-from bench.train import Recipe
+from bench.train import Precision, Recipe
 
 
 class DatasetConfig(BaseModel):
@@ -167,7 +167,7 @@ class SweepConfig(BaseModel):
     # each model pays a compile time (tens of seconds on a CPU) that small models never win back.
     compile: bool = False
     # Autocast: auto = bf16 on CUDA (tensor cores), float32 on the CPU; bf16 or fp32 force one.
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    precision: Precision = "auto"
 
     @field_validator("device")
     @classmethod

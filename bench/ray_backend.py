@@ -40,7 +40,7 @@ from bench.sweep import (
     Cell, ModelStore, PreparedData, config_numerics, environment, needs_update_record, plan_cells, planned_splits,
     prepare_data, run_cell, split_for, task_threads,
 )
-from bench.train import resolve_device, use_compile, use_precision, warm_up
+from bench.train import resolve_device, use_numerics, warm_up
 
 
 def require_ray():
@@ -81,8 +81,7 @@ def worker_state(config_json: str, cache: str, threads: int, out_dir: str) -> Wo
         warm_up(device)
         node = require_ray().get_runtime_context().get_node_id()  # which of the cluster's machines ran the cell
         _STATES[key] = WorkerState(config, datasets, models, {**environment(device), "ray_node": node})
-    use_compile(_STATES[key].config.compile)
-    use_precision(_STATES[key].config.precision)
+    use_numerics(_STATES[key].config.compile, _STATES[key].config.precision)
     return _STATES[key]
 
 

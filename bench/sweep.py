@@ -52,8 +52,8 @@ from bench.results import read_record, rebuild_results_csv, record_path, write_r
 from bench.splits import Scenario, Split, load_split, make_split, parse_scenario, save_split
 from bench.store import file_lock, stable_hash
 from bench.train import (
-    CachedModel, Preprocess, TrainLog, cached_training, numerics_fields, resolve_device, synchronize, train, use_compile,
-    use_precision, warm_up,
+    CachedModel, Preprocess, TrainLog, cached_training, numerics_fields, resolve_device, synchronize, train, use_numerics,
+    warm_up,
 )
 from bench.update_record import TrainingRecord, UpdateRecorder
 
@@ -612,8 +612,7 @@ def run_locally(
     )
     threads = torch.get_num_threads()
     torch.set_num_threads(task_threads(config))
-    use_compile(config.compile)
-    use_precision(config.precision)
+    use_numerics(config.compile, config.precision)
     if pending:  # a finished sweep has nothing to time
         warm_up(device)
     env = environment(device)
@@ -628,8 +627,7 @@ def run_locally(
             records.append(record)
     finally:
         torch.set_num_threads(threads)
-        use_compile(False)
-        use_precision("auto")
+        use_numerics()
     return records
 
 

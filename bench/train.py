@@ -14,6 +14,7 @@ import functools
 import json
 import math
 import time
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,35 +77,28 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+Precision = Literal["auto", "bf16", "fp32"]
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 _COMPILE = False
+_PRECISION = "auto"
 
 
-def use_compile(enabled: bool) -> None:
-    """Turn ``torch.compile`` on or off for this process's training loop and inference
-    passes (the sweep sets it from its config's ``compile``)."""
-    global _COMPILE
-    _COMPILE = enabled
+def use_numerics(compile: bool = False, precision: Precision = "auto") -> None:
+    """Set this process's numerics for the training loop and the inference passes (the
+    sweep sets them from its config; no arguments restore the defaults). ``compile``:
+    ``torch.compile`` their forward. ``precision``: ``auto`` is bf16 autocast on CUDA and
+    float32 on the CPU; ``bf16`` and ``fp32`` force one on any device (``bf16`` on the CPU
+    runs the CUDA path's numerics where no GPU is at hand, slowly)."""
+    global _COMPILE, _PRECISION
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
+    _COMPILE, _PRECISION = compile, precision
 
 
 def compiled(model: nn.Module) -> nn.Module:
     """``torch.compile(model)`` when compilation is on, else ``model`` itself. The wrapper
     shares the model's parameters, so the model itself is what gets saved and copied."""
     return torch.compile(model) if _COMPILE else model
-
-
-PRECISIONS = ("auto", "bf16", "fp32")
-_PRECISION = "auto"
-
-
-def use_precision(precision: str) -> None:
-    """Set this process's autocast precision (the sweep sets it from its config's
-    ``precision``): ``auto`` is bf16 autocast on CUDA and float32 on the CPU; ``bf16`` and
-    ``fp32`` force one on any device (``bf16`` on the CPU runs the CUDA path's numerics
-    where no GPU is at hand, slowly)."""
-    global _PRECISION
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(PRECISIONS)}")
-    _PRECISION = precision
 
 
 def autocast(device: torch.device):

@@ -14,7 +14,7 @@ from bench.config import load_config
 from bench.sweep import ModelStore, cell_key, plan_cells, prepare_data
 from bench.train import (
     PRECISIONS, Preprocess, Recipe, autocast, cached_training, make_optimizer, make_schedule, numerics_fields, random_crop,
-    random_flip, train, use_compile, use_precision,
+    random_flip, train, use_numerics,
 )
 from conftest import write_config
 
@@ -119,13 +119,13 @@ def test_compiled_training_matches_eager_and_saves_plain_weights():
     recipe = Recipe(epochs=2, batch_size=64, lr=0.05)
     runs = {}
     for flag in (False, True):
-        use_compile(flag)
+        use_numerics(compile=flag)
         try:
             model = build_model("cnn", data.channels, data.num_classes, data.image_size, 0)
             log = train(model, data.train_x, data.train_y, recipe, preprocess, torch.Generator().manual_seed(0))
             runs[flag] = (log.epoch_loss, predict_logits(model, data.test_x, preprocess), model.state_dict())
         finally:
-            use_compile(False)
+            use_numerics()
     (eager_loss, eager_logits, eager_state), (loss, logits, state) = runs[False], runs[True]
     assert loss == pytest.approx(eager_loss, rel=1e-3)
     assert accuracy(logits, data.test_y.numpy()) == pytest.approx(accuracy(eager_logits, data.test_y.numpy()), abs=0.01)
@@ -157,15 +157,15 @@ def test_precision_switch_sets_autocast():
     a, b = torch.ones(4, 4), torch.ones(4, 4)
     dtypes = {}
     for precision in PRECISIONS:
-        use_precision(precision)
+        use_numerics(precision=precision)
         try:
             with autocast(torch.device("cpu")):
                 dtypes[precision] = (a @ b).dtype
         finally:
-            use_precision("auto")
+            use_numerics()
     assert dtypes == {"auto": torch.float32, "bf16": torch.bfloat16, "fp32": torch.float32}
     with pytest.raises(ValueError, match="allowed: auto, bf16, fp32"):
-        use_precision("fp16")
+        use_numerics(precision="fp16")
 
 
 def test_warm_up_leaves_no_import_for_the_timed_regions():
