@@ -20,6 +20,7 @@ between the processes it starts; nothing read from disk is ever unpickled.
 from __future__ import annotations
 
 import contextlib
+import socket
 import sys
 import traceback
 from collections.abc import Iterator
@@ -121,6 +122,19 @@ def failed_record(config: SweepConfig, cell: Cell, error: BaseException) -> dict
     }
 
 
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Raise ``ConnectionError`` when nothing listens at a ``host:port`` or ``ray://host:port``
+    address. Ray itself retries an absent head for ever (a warning every 40 s), so a
+    mistyped address would hang the sweep instead of stopping it. ``auto`` is left to Ray."""
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ConnectionError(f"nothing answers at {host}:{port}: {error.strerror or error}") from None
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None) -> Iterator[Any]:
     """Join the cluster at ``address``, or start a local instance, for the block; a cluster
@@ -129,6 +143,8 @@ def ray_session(address: str | None) -> Iterator[Any]:
     started = not ray.is_initialized()
     if started:
         try:
+            if address:
+                check_reachable(address)
             # "local" starts a new instance even where another one runs (a test's, a user's)
             ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False)
         except (ConnectionError, ValueError, RuntimeError) as error:

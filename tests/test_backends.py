@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -104,6 +105,16 @@ def test_ray_backend_errors(tmp_path):
     result = run_module("bench.sweep", "--config", str(config), "--address", "127.0.0.1:6379", "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "--address is for --backend ray" in result.stderr
     assert not (tmp_path / "o").exists()
+    with socket.socket() as probe:  # a port nothing listens on: Ray alone would retry it for ever
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    result = run_module("bench.sweep", "--config", str(config), "--backend", "ray", "--address", f"127.0.0.1:{free}",
+                        "--out", str(tmp_path / "o"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+    assert f"--address '127.0.0.1:{free}': cannot join a Ray cluster there (nothing answers" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
 def kill_tree(process: subprocess.Popen) -> None:
     """SIGKILL the sweep and everything it started (a local Ray instance included)."""
     try:
