@@ -1,10 +1,8 @@
-"""What every benchmark shares: a measurement record, timing, and the data it runs on."""
+"""What every benchmark shares: a measurement record and the data it runs on."""
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,17 +36,6 @@ class Measurement:
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "passed": self.passed}
-
-
-def best_of(function: Callable[[], Any], repeats: int) -> float:
-    """The smallest wall time of ``repeats`` calls: the run least disturbed by the rest of
-    the machine, the usual estimator for a benchmark on a shared host."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def real_or_embedded(name: str, train_size: int | None = None) -> tuple[ImageData, str]:
