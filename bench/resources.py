@@ -1,8 +1,9 @@
 """Peak memory of a block of code: CUDA's peak allocation on a GPU, the process's peak
-resident memory (sampled) on the CPU."""
+anonymous resident memory (sampled) on the CPU."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from types import TracebackType
 
@@ -17,11 +18,16 @@ class PeakMemory:
 
     On CUDA: ``torch.cuda.max_memory_allocated`` after resetting the peak statistics, so
     the peak is of the tensors the block held (the caching allocator's reserve aside). On
-    the CPU: the process's resident set size sampled every ``interval`` seconds by a
-    thread (the operating system keeps only a lifetime maximum, which a block cannot be
-    charged with), plus a sample at entry and exit, so a peak shorter than the interval
-    can be missed. ``peak_mib`` is the absolute peak; ``delta_mib`` the peak less the
-    level at entry, which is what the block added.
+    the CPU: the process's anonymous resident memory (the heap: tensors, arrays, Python
+    objects) sampled every ``interval`` seconds by a thread (the operating system keeps
+    only a lifetime maximum, which a block cannot be charged with), plus a sample at entry
+    and exit, so a peak shorter than the interval can be missed. File-backed pages
+    (shared libraries, memory-mapped files) are left out: the kernel drops and reloads
+    them at will, and a library loaded lazily would be charged to whichever block touched
+    it first. Garbage is collected before the level at entry is read, so that memory
+    freed by a collection during the block is not subtracted from what the block added.
+    ``peak_mib`` is the absolute peak; ``delta_mib`` the peak less the level at entry,
+    which is what the block added.
     """
 
     def __init__(self, device: torch.device, interval: float = 0.002):
@@ -33,12 +39,15 @@ class PeakMemory:
         self._thread: threading.Thread | None = None
         self._process = psutil.Process()
 
-    def _rss(self) -> int:
-        return self._process.memory_info().rss
+    def _resident_bytes(self) -> int:
+        info = self._process.memory_info()
+        # On Linux ``shared`` is RssFile + RssShmem (/proc/<pid>/statm), leaving RssAnon;
+        # other systems report no such split, and all of the resident set is counted.
+        return info.rss - getattr(info, "shared", 0)
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak_bytes = max(self.peak_bytes, self._rss())
+            self.peak_bytes = max(self.peak_bytes, self._resident_bytes())
 
     def __enter__(self) -> "PeakMemory":
         if self.device.type == "cuda":
@@ -46,7 +55,8 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.start_bytes = self.peak_bytes = torch.cuda.memory_allocated(self.device)
         else:
-            self.start_bytes = self.peak_bytes = self._rss()
+            gc.collect()
+            self.start_bytes = self.peak_bytes = self._resident_bytes()
             self._thread = threading.Thread(target=self._sample, name="peak-memory", daemon=True)
             self._thread.start()
         return self
@@ -59,7 +69,7 @@ class PeakMemory:
             self._stop.set()
             assert self._thread is not None
             self._thread.join()
-            self.peak_bytes = max(self.peak_bytes, self._rss())
+            self.peak_bytes = max(self.peak_bytes, self._resident_bytes())
 
     @property
     def peak_mib(self) -> float:

@@ -507,7 +507,7 @@ def run_cell(
             "time_s": method_seconds, "speedup": speedup, "peak_mem_mib": peak_mib, "mem_delta_mib": delta_mib,
             "eval_s": eval_seconds, **costly,
         }
-        record["memory_kind"] = "cuda_max_allocated" if models.device.type == "cuda" else "process_rss_sampled"
+        record["memory_kind"] = "cuda_max_allocated" if models.device.type == "cuda" else "process_anon_rss_sampled"
         original_histogram = prediction_histogram(reference.original_forget_logits, prepared.data.num_classes)
         record["prediction_histograms"] = {**histograms, "original": original_histogram.tolist()}
         record["method_log"] = task.log

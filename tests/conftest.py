@@ -72,7 +72,7 @@ def hand_record(
         "params": params or {}, "dataset_config": {"name": dataset, "model": "cnn"}, "evaluation_config": {"batch_size": 1024},
         "env": {"device": "cpu", "device_name": "test-cpu", "python": "3"}, "status": status,
         "metrics": metrics if status == "ok" else {}, "timings": {}, "error": error,
-        "memory_kind": "process_rss_sampled" if status == "ok" else None,
+        "memory_kind": "process_anon_rss_sampled" if status == "ok" else None,
     }
     if histograms is not None:
         record["prediction_histograms"] = histograms
