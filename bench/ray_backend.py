@@ -20,6 +20,7 @@ between the processes it starts; nothing read from disk is ever unpickled.
 from __future__ import annotations
 
 import contextlib
+import gc
 import socket
 import sys
 import traceback
@@ -72,6 +73,7 @@ def worker_state(config_json: str, cache: str, threads: int, out_dir: str) -> Wo
     key = stable_hash([config_json, cache, out_dir])
     if key not in _STATES:
         _STATES.clear()  # a worker serves one sweep at a time; drop another's data
+        gc.unfreeze()  # and give what warm_up froze for it back to the collector
         config = SweepConfig.model_validate_json(config_json)
         device = resolve_device(config.device)
         datasets = {d.name: prepare_data(d, device) for d in config.datasets}

@@ -25,7 +25,9 @@ class PeakMemory:
     (shared libraries, memory-mapped files) are left out: the kernel drops and reloads
     them at will, and a library loaded lazily would be charged to whichever block touched
     it first. Garbage is collected before the level at entry is read, so that memory
-    freed by a collection during the block is not subtracted from what the block added.
+    freed by a collection during the block is not subtracted from what the block added;
+    that full collection takes ~0.2 s in a process that has imported PyTorch, ~2 ms once
+    the long-lived objects are frozen (:func:`bench.train.warm_up`, before a sweep's cells).
     ``peak_mib`` is the absolute peak; ``delta_mib`` the peak less the level at entry,
     which is what the block added.
     """

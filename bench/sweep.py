@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import gc
 import os
 import platform
 import re
@@ -628,6 +629,8 @@ def run_locally(
     finally:
         torch.set_num_threads(threads)
         use_numerics()
+        if pending:
+            gc.unfreeze()  # what warm_up froze: this process may go on after the sweep
     return records
 
 

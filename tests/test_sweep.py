@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 
@@ -49,6 +50,7 @@ def test_every_cell_is_recorded_and_a_rerun_resumes(tmp_path):
 def test_same_config_and_seed_give_identical_metrics(tmp_path):
     config = load_config(write_config(tmp_path / "c.yaml", scenarios=["random:0.1"]))
     first = run_sweep(config, tmp_path / "a", tmp_path / "cache_a", progress=False)
+    assert gc.get_freeze_count() == 0  # what warm_up froze for the cells is the collector's again
     second = run_sweep(config, tmp_path / "b", tmp_path / "cache_b", progress=False)
     a, b = (pd.read_csv(s.results_csv) for s in (first, second))
     quality = lambda t: t[~t.metric.isin(COST_METRICS)].reset_index(drop=True)  # noqa: E731
