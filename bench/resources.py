@@ -24,12 +24,17 @@ class PeakMemory:
     and exit, so a peak shorter than the interval can be missed. File-backed pages
     (shared libraries, memory-mapped files) are left out: the kernel drops and reloads
     them at will, and a library loaded lazily would be charged to whichever block touched
-    it first. Garbage is collected before the level at entry is read, so that memory
-    freed by a collection during the block is not subtracted from what the block added;
-    that full collection takes ~0.2 s in a process that has imported PyTorch, ~2 ms once
-    the long-lived objects are frozen (:func:`bench.train.warm_up`, before a sweep's cells).
-    ``peak_mib`` is the absolute peak; ``delta_mib`` the peak less the level at entry,
-    which is what the block added.
+    it first.
+
+    ``peak_mib`` is the absolute peak. ``delta_mib``, what the block added, is the largest
+    rise of the level during the block above its lowest point before that rise. On the CPU
+    the level also falls for reasons not the block's (earlier garbage collected, memory
+    another thread freed, an allocator arena trimmed), and measured from the level at entry
+    such a fall would hide what the block allocated after it (the likeliest reason for
+    224 MiB measured once for a block holding 300). Garbage is collected before the level at entry is read, so that a
+    collection in the middle of the block cannot lower it either; that full collection
+    takes ~0.2 s in a process that has imported PyTorch, ~2 ms once the long-lived objects
+    are frozen (:func:`bench.train.warm_up`, before a sweep's cells).
     """
 
     def __init__(self, device: torch.device, interval: float = 0.002):
@@ -37,6 +42,8 @@ class PeakMemory:
         self.interval = interval
         self.start_bytes = 0
         self.peak_bytes = 0
+        self.rise_bytes = 0
+        self._low_bytes = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._process = psutil.Process()
@@ -47,9 +54,14 @@ class PeakMemory:
         # other systems report no such split, and all of the resident set is counted.
         return info.rss - getattr(info, "shared", 0)
 
+    def _record(self, level: int) -> None:
+        self.peak_bytes = max(self.peak_bytes, level)
+        self._low_bytes = min(self._low_bytes, level)
+        self.rise_bytes = max(self.rise_bytes, level - self._low_bytes)
+
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak_bytes = max(self.peak_bytes, self._resident_bytes())
+            self._record(self._resident_bytes())
 
     def __enter__(self) -> "PeakMemory":
         if self.device.type == "cuda":
@@ -58,7 +70,7 @@ class PeakMemory:
             self.start_bytes = self.peak_bytes = torch.cuda.memory_allocated(self.device)
         else:
             gc.collect()
-            self.start_bytes = self.peak_bytes = self._resident_bytes()
+            self.start_bytes = self.peak_bytes = self._low_bytes = self._resident_bytes()
             self._thread = threading.Thread(target=self._sample, name="peak-memory", daemon=True)
             self._thread.start()
         return self
@@ -67,11 +79,12 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             self.peak_bytes = max(self.peak_bytes, torch.cuda.max_memory_allocated(self.device))
+            self.rise_bytes = self.peak_bytes - self.start_bytes  # CUDA keeps only the peak; only our tensors move it
         else:
             self._stop.set()
             assert self._thread is not None
             self._thread.join()
-            self.peak_bytes = max(self.peak_bytes, self._resident_bytes())
+            self._record(self._resident_bytes())
 
     @property
     def peak_mib(self) -> float:
@@ -79,4 +92,4 @@ class PeakMemory:
 
     @property
     def delta_mib(self) -> float:
-        return (self.peak_bytes - self.start_bytes) / MIB
+        return self.rise_bytes / MIB

@@ -1,6 +1,6 @@
 """Peak memory: a block that holds 300 MiB for a moment is charged for it; an idle one is
-not, nor one that only reads a memory-mapped file, nor garbage of earlier code collected
-while the block runs."""
+not, nor one that only reads a memory-mapped file; and memory that leaves the process
+during the block for reasons not its own does not hide what it allocated."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import torch
 
 from bench.resources import PeakMemory
 
+MIB = 2**20
+
 
 def hold_300_mib_for_a_moment() -> None:
-    block = np.ones(300 * 2**20, dtype=np.uint8)  # written, so resident
+    block = np.ones(300 * MIB, dtype=np.uint8)  # written, so resident
     time.sleep(0.05)
     del block
 
@@ -33,28 +35,44 @@ def test_peak_memory_of_an_idle_block_is_small():
     assert 0 <= memory.delta_mib < 50
 
 
-def test_garbage_of_earlier_code_freed_during_the_block_is_not_subtracted():
-    """A collection that frees 200 MiB of earlier garbage while the block runs would,
-    measured from a level that still held it, leave the block charged ~100 MiB for 300."""
+def test_memory_freed_before_the_allocation_does_not_hide_it():
+    """200 MiB held since before the block and let go inside it, then 300 MiB held: the
+    level at entry is passed by only 100, the block still allocated 300."""
+    earlier = np.ones(200 * MIB, dtype=np.uint8)
+    with PeakMemory(torch.device("cpu")) as memory:
+        del earlier
+        time.sleep(0.02)
+        hold_300_mib_for_a_moment()
+    assert 290 < memory.delta_mib < 330
+
+
+def test_garbage_of_earlier_code_is_collected_before_the_block():
+    """Earlier garbage (200 MiB in a reference cycle) that a collection frees while the
+    block holds 300 MiB, before it takes 150 more: measured from a level that still held
+    the garbage, the block would be charged 300, not its 450."""
     gc.disable()
     try:
-        cycle: list = [np.ones(200 * 2**20, dtype=np.uint8)]
+        cycle: list = [np.ones(200 * MIB, dtype=np.uint8)]
         cycle.append(cycle)
         del cycle
         with PeakMemory(torch.device("cpu")) as memory:
+            first = np.ones(300 * MIB, dtype=np.uint8)
+            time.sleep(0.02)
             gc.collect()
-            hold_300_mib_for_a_moment()
+            second = np.ones(150 * MIB, dtype=np.uint8)
+            time.sleep(0.05)
+            del first, second
     finally:
         gc.enable()
-    assert 290 < memory.delta_mib < 330
+    assert 440 < memory.delta_mib < 480
 
 
 def test_reading_a_memory_mapped_file_is_not_charged(tmp_path: Path):
     """File-backed pages are the kernel's to drop and reload; only the heap is the block's."""
-    np.save(tmp_path / "data.npy", np.ones(200 * 2**20, dtype=np.uint8))
+    np.save(tmp_path / "data.npy", np.ones(200 * MIB, dtype=np.uint8))
     with PeakMemory(torch.device("cpu")) as memory:
         mapped = np.load(tmp_path / "data.npy", mmap_mode="r")
-        assert int(mapped.sum(dtype=np.int64)) == 200 * 2**20  # every page read, so resident
+        assert int(mapped.sum(dtype=np.int64)) == 200 * MIB  # every page read, so resident
         time.sleep(0.05)
         del mapped
     assert memory.delta_mib < 50
