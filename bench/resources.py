@@ -21,20 +21,21 @@ class PeakMemory:
     the CPU: the process's anonymous resident memory (the heap: tensors, arrays, Python
     objects) sampled every ``interval`` seconds by a thread (the operating system keeps
     only a lifetime maximum, which a block cannot be charged with), plus a sample at entry
-    and exit, so a peak shorter than the interval can be missed. File-backed pages
-    (shared libraries, memory-mapped files) are left out: the kernel drops and reloads
-    them at will, and a library loaded lazily would be charged to whichever block touched
-    it first.
+    and exit. A peak shorter than the interval can be missed, as can one inside a single C
+    call that holds Python's GIL all along (the sampler is a Python thread; PyTorch's
+    operators release the GIL). File-backed pages (shared libraries, memory-mapped files)
+    are left out: the kernel drops and reloads them at will, and a library loaded lazily
+    would be charged to whichever block touched it first.
 
     ``peak_mib`` is the absolute peak. ``delta_mib``, what the block added, is the largest
     rise of the level during the block above its lowest point before that rise. On the CPU
-    the level also falls for reasons not the block's (earlier garbage collected, memory
-    another thread freed, an allocator arena trimmed), and measured from the level at entry
-    such a fall would hide what the block allocated after it (the likeliest reason for
-    224 MiB measured once for a block holding 300). Garbage is collected before the level at entry is read, so that a
-    collection in the middle of the block cannot lower it either; that full collection
-    takes ~0.2 s in a process that has imported PyTorch, ~2 ms once the long-lived objects
-    are frozen (:func:`bench.train.warm_up`, before a sweep's cells).
+    the level also falls for reasons not the block's (memory another thread freed, an
+    allocator arena trimmed), and measured from the level at entry such a fall would hide
+    what the block allocated after it (the likeliest reason for the 224 MiB once measured
+    for a block holding 300). On both devices garbage is collected before the level at
+    entry is read, so that a collection in the middle of the block cannot lower it either;
+    that full collection takes ~0.2 s in a process that has imported PyTorch, ~2 ms once
+    the long-lived objects are frozen (:func:`bench.train.warm_up`, before a sweep's cells).
     """
 
     def __init__(self, device: torch.device, interval: float = 0.002):
@@ -64,12 +65,12 @@ class PeakMemory:
             self._record(self._resident_bytes())
 
     def __enter__(self) -> "PeakMemory":
+        gc.collect()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self.start_bytes = self.peak_bytes = torch.cuda.memory_allocated(self.device)
         else:
-            gc.collect()
             self.start_bytes = self.peak_bytes = self._low_bytes = self._resident_bytes()
             self._thread = threading.Thread(target=self._sample, name="peak-memory", daemon=True)
             self._thread.start()
