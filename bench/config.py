@@ -19,7 +19,9 @@ from bench.errors import UserError
 from bench.models import model_names
 from bench.registry import get_method, method_names
 from bench.splits import parse_scenario
+from bench.store import stable_hash
 from bench.train import Precision, Recipe
+from bench.tuning_config import TunedFile, TuningConfig, read_tuned_file
 
 
 class DatasetConfig(BaseModel):
@@ -61,7 +63,7 @@ class MethodEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.+-]+$")
     method: str
     params: dict[str, Any] = {}
 
@@ -168,6 +170,11 @@ class SweepConfig(BaseModel):
     compile: bool = False
     # Autocast: auto = bf16 on CUDA (tensor cores), float32 on the CPU; bf16 or fp32 force one.
     precision: Precision = "auto"
+    # How python -m bench.tune tunes this sweep (see TuningConfig).
+    tuning: TuningConfig = TuningConfig()
+    # A file written by python -m bench.tune: each tuned method runs beside its default as <name>+tuned.
+    # In YAML a path, relative to the config file's folder; load_config reads it.
+    tuned: TunedFile | None = None
 
     @field_validator("device")
     @classmethod
@@ -204,7 +211,49 @@ class SweepConfig(BaseModel):
             raise ValueError(f"methods: names must be unique (give variants a name of their own); repeated: {', '.join(duplicates)}")
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds: must be unique")
+        reserved = [n for n in names if n.endswith(TUNED_SUFFIX)]
+        if reserved:
+            raise ValueError(f"methods: names ending in {TUNED_SUFFIX!r} are the tuned variants' (from tuned:); rename {reserved[0]!r}")
+        shared = sorted(set(self.seeds) & set(self.tuning.seeds))
+        if shared:
+            raise ValueError(
+                f"tuning.seeds: must not overlap seeds (the tuner selects on seeds the sweep never reports); shared: "
+                f"{', '.join(map(str, shared))}"
+            )
+        if self.tuned is not None:
+            self._check_tuned(self.tuned)
         return self
+
+    def _check_tuned(self, tuned: TunedFile) -> None:
+        """Every tuned entry that this sweep would run must come from the same dataset config
+        and the same base parameters, or its parameters were chosen for another setting."""
+        datasets = {d.name: d for d in self.datasets}
+        methods = {m.name: m for m in self.methods}
+        for entry in tuned.entries:
+            if entry.dataset not in datasets or entry.method not in methods or entry.scenario not in self.scenarios:
+                continue
+            where = f"tuned: {entry.method} on {entry.dataset} {entry.scenario}"
+            if entry.dataset_hash != dataset_hash(datasets[entry.dataset]):
+                raise ValueError(f"{where} was tuned for another dataset config (model, sizes or recipe); run python -m bench.tune again, or drop tuned:")
+            method = methods[entry.method]
+            if entry.method_class != method.method or entry.base_params != method.params:
+                raise ValueError(f"{where} was tuned from other base params ({entry.base_params}); run python -m bench.tune again, or drop tuned:")
+
+    def tuned_variant(self, dataset: str, scenario: str, method: MethodEntry) -> MethodEntry | None:
+        """``<name>+tuned`` with the tuned file's parameters for (dataset, scenario), or None
+        when the file has none (no entry, or a method with nothing to tune)."""
+        entry = self.tuned.entry(dataset, scenario, method.name) if self.tuned is not None else None
+        if entry is None or not entry.params:
+            return None
+        return MethodEntry(name=method.name + TUNED_SUFFIX, method=method.method, params={**method.params, **entry.params})
+
+
+TUNED_SUFFIX = "+tuned"
+
+
+def dataset_hash(dataset: DatasetConfig) -> str:
+    """What a tuned entry must share with the sweep's dataset: name, model, sizes, recipe."""
+    return stable_hash(dataset.model_dump())
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -274,8 +323,10 @@ def load_config(
     overrides: list[str] = (),
     seeds: list[int] | None = None,
     methods: list[str] | None = None,
+    read_tuned: bool = True,
 ) -> SweepConfig:
-    """Read, override and validate a sweep config; any problem is one :class:`UserError` line."""
+    """Read, override and validate a sweep config; any problem is one :class:`UserError` line.
+    ``read_tuned=False`` leaves out its ``tuned:`` file (the tuner tunes the defaults)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {str(path)!r} not found; profiles: configs/quick.yaml, configs/cpu.yaml, configs/paper.yaml")
@@ -287,6 +338,10 @@ def load_config(
         raise UserError(f"config {str(path)!r} must be a mapping with keys: {', '.join(SweepConfig.model_fields)}")
     for assignment in overrides:
         apply_override(raw, assignment)
+    if not read_tuned:
+        raw.pop("tuned", None)
+    if isinstance(raw.get("tuned"), str):
+        raw["tuned"] = read_tuned_file(path.parent / raw["tuned"])
     if seeds is not None:
         raw["seeds"] = seeds
     if methods is not None:

@@ -161,6 +161,25 @@ def subsample(data: ImageData, train_size: int | None, test_size: int | None) ->
     return replace(data, train_x=data.train_x[train], train_y=data.train_y[train], test_x=data.test_x[test], test_y=data.test_y[test])
 
 
+
+def holdout_validation(data: ImageData, size: float | int, seed: int = 0) -> ImageData:
+    """The tuner's view of a dataset: a seeded, class-stratified part of the training set
+    (a share if ``size`` < 1, else a count) is held out and takes the test set's place; the
+    rest is the training set. The test set itself is dropped, so nothing built on this view
+    (models, splits, metrics, the tuner's choices) can read it."""
+    n = len(data.train_y)
+    count = round(size * n) if size < 1 else int(size)
+    if not 0 < count < n:
+        raise UserError(f"tuning.validation_size {size!r} holds out {count} of {n} training images; allowed: a share in (0, 1) or a count in 1..{n - 1}")
+    held = stratified_subset(data.train_y, count, seed)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[held] = False
+    train = torch.nonzero(keep).flatten()
+    return replace(
+        data, name=f"{data.name}[validation]", train_x=data.train_x[train], train_y=data.train_y[train],
+        test_x=data.train_x[held], test_y=data.train_y[held],
+    )
+
 # --- digits: scikit-learn's 8x8 digits, shipped with scikit-learn -----------------
 
 

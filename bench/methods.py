@@ -1,4 +1,4 @@
-"""List the registered unlearning methods with their hyper-parameters and defaults.
+"""List the registered unlearning methods with their hyper-parameters, defaults and search spaces.
 
     python -m bench.methods
 """
@@ -22,6 +22,12 @@ def describe(name: str) -> str:
     for field_name, field in fields.items():
         annotation = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
         lines.append(f"    {field_name}: {annotation} = {field.default!r}")
+    if not method.search_space:
+        lines.append("    search space: none (tuned over nothing: the tuner keeps its defaults)")
+    else:
+        lines.append("    search space:")
+    for field_name, param in method.search_space.items():
+        lines.append(f"      {field_name}: {param.describe()}  [{param.source}]")
     return "\n".join(lines)
 
 

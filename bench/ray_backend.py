@@ -38,10 +38,12 @@ from bench.errors import UserError
 from bench.results import write_record
 from bench.splits import parse_scenario
 from bench.store import stable_hash
-from bench.sweep import (
-    Cell, ModelStore, PreparedData, config_numerics, environment, needs_update_record, plan_cells, planned_splits,
-    prepare_data, run_cell, split_for, task_threads,
+from bench.cells import environment, run_cell
+from bench.grid import (
+    Cell, PreparedData, config_numerics, needs_update_record, plan_cells, planned_splits, prepare_data, split_for,
+    task_threads,
 )
+from bench.model_store import ModelStore
 from bench.train import resolve_device, use_numerics, warm_up
 
 

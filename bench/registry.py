@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from bench.errors import UserError
+from bench.search_space import SearchSpace, check_space
 from bench.splits import Scenario
 from bench.train import CachedModel, Preprocess, Recipe
 from bench.update_record import TrainingRecord
@@ -82,6 +83,8 @@ class UnlearningMethod:
     name: ClassVar[str] = ""
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     needs: ClassVar[frozenset[str]] = frozenset()
+    search_space: ClassVar[SearchSpace] = {}
+    """What the tuner searches (see :mod:`bench.search_space`); empty: tuned over nothing."""
 
     def __init__(self, config: MethodConfig | None = None):
         self.config = config if config is not None else self.Config()
@@ -105,6 +108,7 @@ def register(name: str) -> Callable[[M], M]:
         unknown = set(cls.needs) - set(KNOWN_NEEDS)
         if unknown:
             raise TypeError(f"method {name!r} needs {sorted(unknown)}; known needs: {sorted(KNOWN_NEEDS)}")
+        check_space(name, cls.search_space, cls.Config)
         cls.name = name
         _METHODS[name] = cls
         return cls

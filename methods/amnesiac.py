@@ -7,6 +7,7 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, NotApplicable, UnlearnTask, UnlearningMethod, register
+from bench.search_space import IntRange, LogUniform
 from bench.train import Recipe, train
 
 
@@ -29,6 +30,11 @@ class Amnesiac(UnlearningMethod):
     class Config(MethodConfig):
         epochs: int = Field(3, ge=1)
         lr: float = Field(1e-4, gt=0)
+
+    search_space = {
+        "lr": LogUniform(1e-5, 1e-2, "chosen here: DeepUnlearn's lower end (1e-5, munl/settings.py), SSD's Adam 1e-4 inside; Adam steps over 1e-2 wreck a trained model"),
+        "epochs": IntRange(1, 5, "chosen here: SSD's 3 inside; at most the digit profiles' 5 training epochs, since each epoch is a pass over the whole training set"),
+    }
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         wrong = random_wrong_labels(task.forget_y, task.num_classes, task.generator)

@@ -10,6 +10,7 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
+from bench.search_space import LogUniform
 from bench.train import Recipe, train
 
 
@@ -27,6 +28,12 @@ class BoundaryConfig(MethodConfig):
                       batch_size=self.batch_size, schedule="constant", augment=False)
 
 
+BOUNDARY_SPACE = {
+    "lr": LogUniform(1e-6, 1e-2, "chosen here: spans the authors' code (1e-5, boundary_unlearning.py) and SalUn's shared unlearn_lr "
+                     "(1e-2, Unlearn-Saliency arg_parser.py); epochs stay 10 as in both and in Unlearn-WorstCase App. B1"),
+}
+
+
 @register("boundary_shrink")
 class BoundaryShrink(UnlearningMethod):
     """Boundary shrink: find each forget sample's nearest wrong class with a one-step FGSM
@@ -38,6 +45,8 @@ class BoundaryShrink(UnlearningMethod):
 
     class Config(BoundaryConfig):
         bound: float = Field(0.1, gt=0)
+
+    search_space = BOUNDARY_SPACE
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         neighbours = self.nearest_wrong_labels(copy.deepcopy(model).eval(), task)
@@ -67,6 +76,7 @@ class BoundaryExpand(UnlearningMethod):
     shadow output so the model has the original number of outputs again."""
 
     Config = BoundaryConfig
+    search_space = BOUNDARY_SPACE
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         head: nn.Linear = model.head

@@ -14,6 +14,7 @@ from torch import nn
 
 from bench.balance import make_balancer
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
+from bench.search_space import IntRange, LogUniform, Uniform
 from bench.splits import per_class_subset
 from bench.train import Recipe, autocast, batch_indices, make_optimizer
 
@@ -78,6 +79,12 @@ class FCALB(UnlearningMethod):
         alpha: float = Field(1.5, ge=0)
         fixed_weights: tuple[float, float] = (1.0, 1.0)
         recover: bool = True
+
+    search_space = {
+        "lr": LogUniform(1e-3, 0.3, "chosen here (no public code): SGD's usual range around the default 0.1"),
+        "epochs": IntRange(2, 40, "chosen here: up to the default 40, log-spaced so cheap budgets are tried as often as costly ones", log=True),
+        "retain_budget": Uniform(0.02, 0.3, "chosen here: around the default 10% of the retain set; the paper's recovery uses a small part of it"),
+    }
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         c = self.config

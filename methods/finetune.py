@@ -6,6 +6,7 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
+from bench.search_space import IntRange, LogUniform
 from bench.train import Recipe, train
 
 
@@ -26,6 +27,11 @@ class Finetune(UnlearningMethod):
         weight_decay: float = Field(5e-4, ge=0)
         schedule: Literal["constant", "cosine", "onecycle"] = "constant"
         batch_size: int | None = Field(None, ge=1)
+
+    search_space = {
+        "lr": LogUniform(1e-4, 1e-1, "FT's lr in [1e-4, 1e-1], 10 epochs: the grid of SalUn's authors (Unlearn-WorstCase App. B1, quoted in OPTML-Group/Unlearn-WorstCase issue #1)"),
+        "epochs": IntRange(1, 10, "up to the 10 epochs of SalUn's and Jia et al.'s FT (arg_parser.py unlearn_epochs); DeepUnlearn searches [1, 10] on MNIST (munl/hpsearch/suggestor.py)"),
+    }
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         c = self.config

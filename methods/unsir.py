@@ -8,6 +8,7 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
+from bench.search_space import IntRange, LogUniform
 from bench.splits import per_class_subset
 from bench.train import Recipe, autocast, train
 
@@ -44,6 +45,12 @@ class UNSIR(UnlearningMethod):
         impair_epochs: int = Field(1, ge=1)
         repair_epochs: int = Field(1, ge=1)
         batch_size: int = Field(256, ge=1)
+
+    search_space = {
+        "impair_lr": LogUniform(1e-5, 1e-1, "chosen here: spans SSD's UNSIR (Adam 1e-4, src/forget_full_class_strategies.py) and the authors' notebook (0.02); DeepUnlearn's lr range"),
+        "repair_lr": LogUniform(1e-5, 1e-1, "chosen here: spans SSD's UNSIR (Adam 1e-4) and the authors' notebook (0.01); DeepUnlearn's lr range"),
+        "repair_epochs": IntRange(1, 5, "chosen here: the paper's 1 repair epoch up to 5 (a later copy of the code runs 10; each epoch is cheap)"),
+    }
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         c = self.config

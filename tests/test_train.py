@@ -11,7 +11,8 @@ from bench.evaluate import predict_logits
 from bench.metrics import accuracy
 from bench.models import build_model
 from bench.config import load_config
-from bench.sweep import ModelStore, cell_key, plan_cells, prepare_data
+from bench.grid import cell_key, plan_cells, prepare_data
+from bench.model_store import ModelStore
 from bench.train import (
     PRECISIONS, Preprocess, Recipe, autocast, cached_training, make_optimizer, make_schedule, numerics_fields, random_crop,
     random_flip, train, use_numerics,

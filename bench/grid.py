@@ -1,0 +1,182 @@
+"""The grid of a sweep: cells, their keys, the prepared data and the persisted splits.
+
+A cell is one method on one (dataset, scenario, seed). Everything that decides a cell's
+result goes into its key, so a finished record made from other inputs is stale. The
+sweep, the Ray backend and the tuner plan and key their cells here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.config import DatasetConfig, EvaluationConfig, MethodEntry, SweepConfig
+from bench.data import ImageData, holdout_validation, load_dataset, subsample
+from bench.evaluate import SplitData
+from bench.registry import get_method
+from bench.results import read_record, record_path
+from bench.splits import Scenario, Split, load_split, make_split, parse_scenario, save_split
+from bench.store import stable_hash
+from bench.train import Preprocess, numerics_fields
+
+# Bump when a change to training makes cached models obsolete.
+TRAINING_VERSION = 2
+# Bump when the metrics of a run record change, so finished cells are evaluated again.
+METRICS_VERSION = 3
+
+
+def derive_seed(seed: int, *parts: Any) -> int:
+    """A seed for one purpose (init, training order, a method) derived from the cell's seed."""
+    return int(stable_hash([seed, *parts], length=15), 16)
+
+
+def generator_for(seed: int, *parts: Any) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(seed, *parts))
+
+
+def dataset_slug(name: str) -> str:
+    if name.startswith("imagefolder:"):
+        return f"imagefolder-{stable_hash(name, 8)}"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the grid: a method on one dataset, scenario and seed."""
+
+    dataset: DatasetConfig
+    scenario: Scenario
+    seed: int
+    method: MethodEntry
+
+    @property
+    def cell_id(self) -> str:
+        return f"{dataset_slug(self.dataset.name)}__{self.scenario.slug}__s{self.seed}__{self.method.name}"
+
+
+def plan_cells(config: SweepConfig, datasets: dict[str, "PreparedData"]) -> list[Cell]:
+    """The grid in run order: dataset, seed, scenario, method (so models are reused while in
+    memory); each method's tuned variant, where the config's tuned file has one, follows the
+    defaults of its (dataset, scenario, seed)."""
+    cells = []
+    for dataset in config.datasets:
+        for seed in config.seeds:
+            for spec in config.scenarios:
+                scenario = parse_scenario(spec, datasets[dataset.name].data.num_classes)
+                cells += [Cell(dataset, scenario, seed, method) for method in config.methods]
+                variants = [config.tuned_variant(dataset.name, spec, method) for method in config.methods]
+                cells += [Cell(dataset, scenario, seed, variant) for variant in variants if variant is not None]
+    return cells
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A dataset as the sweep uses it: subsampled, on the device, with its fingerprint."""
+
+    config: DatasetConfig
+    data: ImageData
+    fingerprint: str
+    preprocess: Preprocess
+
+
+def prepare_data(config: DatasetConfig, device: torch.device, validation: float | int | None = None) -> PreparedData:
+    """The dataset as a sweep uses it; with ``validation``, the tuner's view instead: that
+    share (or count) of the training set held out as the evaluation set, and no test set
+    (see :func:`bench.data.holdout_validation`)."""
+    data = subsample(load_dataset(config.name), config.train_size, None if validation else config.test_size)
+    if validation:
+        data = holdout_validation(data, validation)
+    fingerprint = data.fingerprint()
+    mean, std = data.channel_stats()
+    preprocess = Preprocess(mean, std, data.augment)
+    return PreparedData(config, data.to(device), fingerprint, preprocess)
+
+
+def cell_key(cell: Cell, prepared: PreparedData, evaluation: EvaluationConfig, numerics: dict[str, Any] | None = None) -> str:
+    """Hash of everything that determines a cell's result: a record with another key is stale."""
+    return stable_hash(
+        {
+            **(numerics or {}),  # compiled kernels and bf16 round differently: see numerics_fields
+            "dataset": cell.dataset.model_dump(),
+            "fingerprint": prepared.fingerprint,
+            "scenario": cell.scenario.spec,
+            "seed": cell.seed,
+            "method": cell.method.method,
+            "params": cell.method.resolved_params(),
+            "training_version": TRAINING_VERSION,
+            "metrics_version": METRICS_VERSION,
+            "evaluation": evaluation.model_dump(exclude={"batch_size"}),
+        },
+        length=64,
+    )
+
+
+def is_finished(out_dir: Path, cell: Cell, key: str) -> bool:
+    """Finished = a record made from the same inputs that ran (ok) or cannot run (not applicable).
+    Failed cells run again, so a fixed method needs no manual clean-up."""
+    path = record_path(out_dir, cell.cell_id)
+    if not path.is_file():
+        return False
+    try:
+        record = read_record(path)
+    except UserError:
+        return False
+    return record.get("cell_key") == key and record["status"] in ("ok", "not_applicable")
+
+
+def record_name(split: Split) -> str:
+    """The name of a forget set in the original training's update record."""
+    return split.forget_sha256[:16]
+
+
+def split_for(out_dir: Path, prepared: PreparedData, scenario: Scenario, seed: int) -> tuple[Split, Path]:
+    """Draw the split and persist it with the sweep (kept if already there and identical)."""
+    split = make_split(scenario, prepared.data.train_y.cpu(), seed)
+    path = out_dir / "splits" / f"{dataset_slug(prepared.config.name)}__{scenario.slug}__s{seed}.safetensors"
+    if load_split(path, split.forget_sha256) is None:
+        save_split(path, split)
+    return split, path
+
+
+def planned_splits(out_dir: Path, prepared: PreparedData, config: SweepConfig, seed: int) -> list[Split]:
+    """The forget sets of every scenario of the sweep for one (dataset, seed): those whose
+    updates the original training records, when a method needs them."""
+    return [split_for(out_dir, prepared, parse_scenario(spec, prepared.data.num_classes), seed)[0] for spec in config.scenarios]
+
+
+def evaluation_splits(prepared: PreparedData, split: Split) -> dict[str, SplitData]:
+    data = prepared.data
+    forget, retain = split.forget.to(data.train_x.device), split.retain.to(data.train_x.device)
+    return {
+        "forget": SplitData(data.train_x[forget], data.train_y[forget].cpu().numpy()),
+        "retain": SplitData(data.train_x[retain], data.train_y[retain].cpu().numpy()),
+        "test": SplitData(data.test_x, data.test_y.cpu().numpy()),
+    }
+
+
+def task_threads(config: SweepConfig) -> int:
+    """Intra-op threads of every task, the same in both backends (see ``ResourcesConfig``)."""
+    return config.resources.cpus or torch.get_num_threads()
+
+
+def write_splits(config: SweepConfig, datasets: dict[str, PreparedData], out_dir: Path) -> None:
+    """Every split of the sweep, drawn and persisted by the driver before any task runs, so
+    that workers only read them."""
+    for dataset in config.datasets:
+        prepared = datasets[dataset.name]
+        for seed in config.seeds:
+            for spec in config.scenarios:
+                split_for(out_dir, prepared, parse_scenario(spec, prepared.data.num_classes), seed)
+
+
+def config_numerics(config: SweepConfig) -> dict[str, Any]:
+    return numerics_fields(config.compile, config.precision)
+
+
+def needs_update_record(config: SweepConfig) -> bool:
+    return any("training_record" in get_method(m.method).needs for m in config.methods)
+

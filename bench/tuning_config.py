@@ -1,0 +1,108 @@
+"""How a sweep is tuned (``tuning:`` in its config) and what the tuner hands back (``tuned.yaml``).
+
+The tuner (``python -m bench.tune``) gives every method the same number of trials, on
+validation data held out of the training set, on seeds the sweep never reports; the file
+it writes names, per (dataset, scenario, method), the parameters it chose and how it chose
+them. A sweep config points at such a file with ``tuned: <path>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench.errors import UserError
+
+# What a study may minimise: run-record metrics where lower is better. avg_gap on the
+# validation set is the analogue of SalUn's average gap (Fan et al., ICLR 2024).
+Objective = Literal[
+    "avg_gap", "gap_forget_acc", "gap_retain_acc", "gap_test_acc", "gap_mia_entropy", "js_retrain", "pred_dist_js",
+]
+
+
+class TuningConfig(BaseModel):
+    """The tuner's rules for one sweep.
+
+    ``seeds``: the seeds trials run on (each trial runs every one; the objective is their
+    mean), never a seed the sweep reports. ``validation_size``: the share (< 1) or count of
+    each dataset's training set held out, class-stratified with seed 0, which the tuner's
+    models never train on and which takes the test set's place in its metrics.
+    ``trials``: the budget, the same for every method. ``startup_trials``: random trials
+    before TPE models the history. ``max_time_ratio``: a trial whose method takes longer
+    than that share of retraining is rejected (kept in the budget, never chosen).
+    ``parallel``: trials of one study in flight at once on Ray (1 keeps each study's
+    sequence equal to the local backend's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seeds: list[int] = Field([100], min_length=1)
+    validation_size: float = Field(0.1, gt=0)
+    trials: int = Field(20, ge=1)
+    startup_trials: int = Field(5, ge=1)
+    objective: Objective = "avg_gap"
+    max_time_ratio: float | None = Field(None, gt=0)
+    sampler_seed: int = 0
+    parallel: int = Field(1, ge=1)
+
+
+class TunedEntry(BaseModel):
+    """The outcome of one study: a method entry of the sweep on one (dataset, scenario)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str
+    scenario: str
+    method: str  # the sweep's entry name (an ablation keeps its own)
+    method_class: str
+    base_params: dict[str, Any] = {}
+    dataset_hash: str
+    space: dict[str, str] = {}
+    params: dict[str, Any] = {}  # the chosen values of the space's parameters
+    objective: float | None = None
+    default_objective: float | None = None
+    trials: int = 0
+    failed: int = 0
+    rejected: int = 0
+    history: list[float | None] = []  # the objective by counted trial, None where failed or rejected
+
+
+class TunedFile(BaseModel):
+    """What ``python -m bench.tune`` writes: the budget and rules, and one entry per study."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sweep: str
+    budget: int
+    tuning_seeds: list[int]
+    validation_size: float
+    objective: str
+    max_time_ratio: float | None = None
+    config_hash: str
+    code_commit: str = ""
+    command: str = ""
+    entries: list[TunedEntry] = []
+
+    def entry(self, dataset: str, scenario: str, method: str) -> TunedEntry | None:
+        for entry in self.entries:
+            if (entry.dataset, entry.scenario, entry.method) == (dataset, scenario, method):
+                return entry
+        return None
+
+
+def read_tuned_file(path: Path) -> dict[str, Any]:
+    """The mapping of a tuned file, checked; any problem is one :class:`UserError` line."""
+    if not path.is_file():
+        raise UserError(f"tuned: file {str(path)!r} not found; allowed: a file written by python -m bench.tune (e.g. configs/tuned/quick.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+        TunedFile.model_validate(raw)
+    except yaml.YAMLError as error:
+        raise UserError(f"tuned: {str(path)!r} is not valid YAML: {str(error).splitlines()[0]}") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"tuned: {str(path)!r} is not a tuned file ({where}: {first['msg']}); allowed: a file written by python -m bench.tune") from None
+    return raw
