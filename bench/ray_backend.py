@@ -1,6 +1,11 @@
-"""The Ray backend: a sweep as a graph of Ray tasks.
+"""The Ray backend: a sweep as a graph of Ray tasks, and the tuner's trials as Ray tasks.
 
     python -m bench.sweep --config configs/cpu.yaml --backend ray [--address ray://head:10001]
+    python -m bench.tune --config configs/cpu.yaml --backend ray [--address ray://head:10001]
+
+The tuner keeps its Optuna studies in the driver (ask and tell against one SQLite file,
+which only the driver opens: SQLite over a shared file system is unsafe for many writers)
+and runs each trial as a task; see :func:`tune_on_ray`.
 
 Without an address a local Ray instance is started (and stopped at the end); with one
 the sweep joins that cluster. The graph: one task per original model (dataset, seed),
@@ -44,6 +49,8 @@ from bench.grid import (
     task_threads,
 )
 from bench.model_store import ModelStore
+from bench.studies import StudyDriver, StudySpec, TrialOutcome
+from bench.trials import run_trial
 from bench.train import resolve_device, use_numerics, warm_up
 
 
@@ -70,15 +77,18 @@ class WorkerState:
 _STATES: dict[str, WorkerState] = {}
 
 
-def worker_state(config_json: str, cache: str, threads: int, out_dir: str) -> WorkerState:
+def worker_state(config_json: str, cache: str, threads: int, out_dir: str, tuning: bool = False) -> WorkerState:
+    """The worker's state for one sweep (or, with ``tuning``, one tuner run: the datasets'
+    validation views, see :func:`bench.tune.prepare_tuning_data`)."""
     torch.set_num_threads(threads)
-    key = stable_hash([config_json, cache, out_dir])
+    key = stable_hash([config_json, cache, out_dir, tuning])
     if key not in _STATES:
         _STATES.clear()  # a worker serves one sweep at a time; drop another's data
         gc.unfreeze()  # and give what warm_up froze for it back to the collector
         config = SweepConfig.model_validate_json(config_json)
         device = resolve_device(config.device)
-        datasets = {d.name: prepare_data(d, device) for d in config.datasets}
+        validation = config.tuning.validation_size if tuning else None
+        datasets = {d.name: prepare_data(d, device, validation) for d in config.datasets}
         models = ModelStore(
             Path(cache), device, progress=False, record_updates=needs_update_record(config),
             reference_dir=Path(out_dir) / "references", numerics=config_numerics(config),
@@ -109,6 +119,48 @@ def run_cell_task(config_json: str, cache: str, threads: int, out_dir: str, cell
     cell = next(c for c in plan_cells(state.config, state.datasets) if c.cell_id == cell_id)
     record = run_cell(cell, state.datasets[cell.dataset.name], state.models, Path(out_dir), state.config, state.env)
     return summary(record)
+
+
+def run_trial_task(
+    config_json: str, cache: str, threads: int, out_dir: str, study: StudySpec, params: dict[str, Any], number: int,
+) -> TrialOutcome:
+    """Run one trial of the tuner (its cells on every tuning seed) in a worker."""
+    state = worker_state(config_json, cache, threads, out_dir, tuning=True)
+    prepared = state.datasets[study.dataset.name]
+    return run_trial(study, params, number, prepared, state.models, Path(out_dir), state.config, state.env)
+
+
+def tune_on_ray(config: SweepConfig, drivers: list[StudyDriver], out_dir: Path, cache: Path, progress: bool) -> None:
+    """Every study at once, each with up to ``tuning.parallel`` trials in flight as Ray tasks;
+    the driver alone asks and tells (the studies' storage is the driver's). With one trial
+    in flight per study, each study's sequence is the local backend's."""
+    ray = require_ray()
+    options = task_options(ray, config)
+    common = (config.model_dump_json(), str(cache), task_threads(config), str(out_dir))
+    remote = ray.remote(run_trial_task).options(**options)
+    in_flight: dict[Any, tuple[StudyDriver, int]] = {}
+
+    def submit(driver: StudyDriver) -> None:
+        while driver.remaining() and len(driver.in_flight) < config.tuning.parallel:
+            number, params = driver.ask()
+            in_flight[remote.remote(*common, driver.spec, params, number)] = (driver, number)
+
+    bar = tqdm(total=sum(d.remaining() for d in drivers), desc=f"tune {config.sweep} (ray)", unit="trial", disable=not progress)
+    for driver in drivers:
+        submit(driver)
+    while in_flight:
+        done, _ = ray.wait(list(in_flight), num_returns=1)
+        driver, number = in_flight.pop(done[0])
+        try:
+            outcome = ray.get(done[0])
+        except Exception as error:  # the task died: the trial failed, the study goes on
+            outcome = TrialOutcome("failed", reason=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        driver.tell(number, outcome)
+        if outcome.state == "failed":
+            tqdm.write(f"trial {driver.spec.name} #{number} failed: {outcome.reason}", file=sys.stderr)
+        bar.update(1)
+        submit(driver)
+    bar.close()
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:
@@ -164,6 +216,13 @@ def ray_session(address: str | None) -> Iterator[Any]:
             ray.shutdown()
 
 
+def task_options(ray, config: SweepConfig) -> dict[str, Any]:
+    """What every task asks of the cluster: ``resources.cpus`` CPUs (its thread count) and,
+    where GPUs are used, ``resources.gpus``; no retry (a failure is recorded instead)."""
+    wants_gpu = config.device.startswith("cuda") or (config.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+    return {"num_cpus": task_threads(config), "num_gpus": config.resources.gpus if wants_gpu else 0, "max_retries": 0}
+
+
 def run_on_ray(config: SweepConfig, pending: list[Cell], out_dir: Path, cache: Path, progress: bool) -> list[dict[str, Any]]:
     """Submit the graph for ``pending`` cells to the Ray session this process holds, wait for
     every cell; return their summaries."""
@@ -171,10 +230,8 @@ def run_on_ray(config: SweepConfig, pending: list[Cell], out_dir: Path, cache: P
 
 
 def _run_graph(ray, config: SweepConfig, pending: list[Cell], out_dir: Path, cache: Path, progress: bool) -> list[dict[str, Any]]:
-    threads = task_threads(config)
-    wants_gpu = config.device.startswith("cuda") or (config.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
-    options = {"num_cpus": threads, "num_gpus": config.resources.gpus if wants_gpu else 0, "max_retries": 0}
-    common = (config.model_dump_json(), str(cache), threads, str(out_dir))
+    options = task_options(ray, config)
+    common = (config.model_dump_json(), str(cache), task_threads(config), str(out_dir))
     original, retrained, cells = {}, {}, {}
     for cell in pending:
         name, seed, spec = cell.dataset.name, cell.seed, cell.scenario.spec

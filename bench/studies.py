@@ -49,10 +49,14 @@ class StudySpec:
         """The method entry a trial runs: the sweep entry's params, the trial's on top."""
         return MethodEntry(name=f"{self.entry.name}.t{number}", method=self.entry.method, params={**self.entry.params, **params})
 
-    def defaults(self) -> dict[str, Any] | None:
-        """The entry's own values of the space's parameters, or None where one lies outside it."""
+    def own_values(self) -> dict[str, Any]:
+        """The entry's own values (its defaults, or an ablation's) of the space's parameters."""
         resolved = self.entry.resolved_params()
-        values = {name: resolved[name] for name in self.space}
+        return {name: resolved[name] for name in self.space}
+
+    def defaults(self) -> dict[str, Any] | None:
+        """:meth:`own_values`, or None where one lies outside the space (not tried then)."""
+        values = self.own_values()
         return values if all(param.contains(values[name]) for name, param in self.space.items()) else None
 
 
@@ -121,12 +125,14 @@ class StudyDriver:
         return 0 if not self.spec.space else max(0, self.budget - len(self.counted()) - len(self.in_flight))
 
     def ask(self) -> tuple[int, dict[str, Any]]:
-        """A new trial's number and parameters. The sampler is seeded from the study and the
-        number of trials finished, so the sequence depends on the history only, not on when
-        a driver was started or killed."""
+        """A new trial's number and parameters. The sampler is seeded from the scenario, the
+        method entry and the number of trials finished, so the sequence depends on the
+        history only, not on when a driver was started or killed (and two datasets give a
+        method the same random draws until their histories differ)."""
         finished = len(self.counted())
+        spec = self.spec
         self.study.sampler = optuna.samplers.TPESampler(
-            seed=derive_seed(self.tuning.sampler_seed, self.spec.name, finished) % 2**32,
+            seed=derive_seed(self.tuning.sampler_seed, spec.scenario.spec, spec.entry.name, finished) % 2**32,
             n_startup_trials=self.tuning.startup_trials, constant_liar=self.tuning.parallel > 1,
         )
         trial = self.study.ask()
@@ -157,7 +163,7 @@ class StudyDriver:
         return TunedEntry(
             dataset=spec.dataset.name, scenario=spec.scenario.spec, method=spec.entry.name, method_class=spec.entry.method,
             base_params=spec.entry.params, dataset_hash=dataset_hash, space=describe_space(spec.space),
-            params=dict(best.params) if best else {}, objective=best.value if best else None,
+            defaults=spec.own_values(), params=dict(best.params) if best else {}, objective=best.value if best else None,
             default_objective=default.value if default else None, trials=len(trials),
             failed=sum(t.state == TrialState.FAIL for t in trials), rejected=sum(t.state == TrialState.PRUNED for t in trials),
             history=[t.value if t.state == TrialState.COMPLETE else None for t in trials],

@@ -9,6 +9,9 @@ on the retain set once; both are cached by content hash, across sweeps. Each cel
 runs its method on a copy of the original, evaluates the result with one pass per
 split, and writes one record atomically. A cell whose record is finished and was
 made from the same inputs is skipped, so running a command again resumes it.
+
+With ``tuned: <file>`` in the config (written by ``python -m bench.tune``), each method the
+file tuned also runs as ``<name>+tuned`` with the chosen parameters, beside its defaults.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from tqdm.auto import tqdm
 
 from bench.cells import environment, run_cell
@@ -34,6 +38,7 @@ from bench.grid import (
 )
 from bench.model_store import ModelStore
 from bench.results import rebuild_results_csv
+from bench.store import atomic_write_text
 from bench.train import resolve_device, use_numerics, warm_up
 
 
@@ -84,6 +89,8 @@ def run_sweep(
         session = contextlib.nullcontext()
     with session:
         out_dir.mkdir(parents=True, exist_ok=True)
+        if config.tuned is not None:  # the report's tuning table reads it beside the records
+            atomic_write_text(out_dir / "tuned.yaml", yaml.safe_dump(config.tuned.model_dump(mode="json"), sort_keys=False))
         try:
             write_splits(config, datasets, out_dir)
             if backend == "ray":

@@ -45,9 +45,9 @@ BACKENDS = ("local", "ray")
 
 
 def tuning_view(config: SweepConfig) -> SweepConfig:
-    """The config the tuner's cells run under: the tuning seeds in place of the sweep's, and
-    no tuned file (the tuner tunes the entries as written)."""
-    return config.model_copy(update={"seeds": list(config.tuning.seeds), "tuned": None})
+    """The config the tuner's cells run under: no tuned file (the tuner tunes the entries as
+    written). Its cells take their seeds from ``tuning.seeds``, never from ``seeds``."""
+    return config.model_copy(update={"tuned": None})
 
 
 def prepare_tuning_data(config: SweepConfig, device: torch.device) -> dict[str, PreparedData]:

@@ -60,6 +60,7 @@ class TunedEntry(BaseModel):
     base_params: dict[str, Any] = {}
     dataset_hash: str
     space: dict[str, str] = {}
+    defaults: dict[str, Any] = {}  # the entry's own values of the space's parameters
     params: dict[str, Any] = {}  # the chosen values of the space's parameters
     objective: float | None = None
     default_objective: float | None = None

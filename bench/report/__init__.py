@@ -20,7 +20,8 @@ from bench.report.figures import Figure, all_figures
 from bench.report.load import Results, load_results
 from bench.report.page import build_page
 from bench.report.render import Table, write_table
-from bench.report.tables import ReportOptions, all_tables
+from bench.report.overview import all_tables
+from bench.report.tables import ReportOptions
 from bench.store import atomic_write_text
 
 DEFAULT_PROPOSED = "fcalb"

@@ -16,6 +16,7 @@ from bench.report.load import GROUP, Results
 from bench.report.tables import (
     HIGHER_IS_BETTER, RETRAIN, ReportOptions, group_slug, group_title, method_order,
 )
+from bench.report.tuning import tuned_groups, tuned_slug
 
 HATCHES = ("", "//", "..", "xx", "\\\\", "++", "oo", "--")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -293,6 +294,38 @@ def balance_curves(results: Results, group: tuple, options: ReportOptions, folde
                  "Per epoch, mean over seeds (band: min–max); from the run records' method_log.")
 
 
+def tuning_figures(results, folder: Path) -> list[Figure]:
+    """Per (dataset, scenario): each study's objective by trial (points) and the best so far (line)."""
+    figures = []
+    for (dataset, scenario), entries in tuned_groups(results.tuned).items():
+        studies = [(f, e) for f, e in entries if e.history]
+        if not studies:
+            continue
+        plt = _pyplot()
+        figure, ax = plt.subplots(figsize=(6.0, 3.2))
+        for index, (_file, entry) in enumerate(studies):
+            values = np.array([np.nan if v is None else v for v in entry.history], dtype=float)
+            trials = np.arange(len(values))
+            best = np.fmin.accumulate(np.where(np.isnan(values), np.inf, values))
+            best[np.isinf(best)] = np.nan
+            style = dict(color=f"{0.1 + 0.6 * (index % 4) / 3:.2f}", marker=MARKERS[index % len(MARKERS)])
+            ax.plot(trials, values, linestyle="none", markersize=3, alpha=0.6, **style)
+            ax.plot(trials, best, linestyle=LINESTYLES[index % len(LINESTYLES)], label=entry.method, **style, markersize=0)
+        budget = max(f.budget for f, _ in studies)
+        ax.set_xlabel("trial")
+        ax.set_ylabel(f"validation {studies[0][0].objective}")
+        ax.set_xlim(-0.5, budget - 0.5)
+        ax.legend(fontsize=6, ncol=2, frameon=False)
+        ax.set_title(f"Tuning studies: {dataset}, {scenario}")
+        figure.tight_layout()
+        figures.append(_save(
+            figure, folder, f"tuning__{tuned_slug(dataset, scenario)}", f"Tuning studies: {dataset}, {scenario}",
+            f"Validation objective of every trial (points) and the best so far (lines), {budget} trials per method; "
+            "a line still falling at the last trial says the budget was short.",
+        ))
+    return figures
+
+
 def all_figures(results: Results, options: ReportOptions, folder: Path) -> list[Figure]:
     """Every figure of the report, in reading order."""
     figures: list[Figure | None] = []
@@ -303,4 +336,5 @@ def all_figures(results: Results, options: ReportOptions, folder: Path) -> list[
         figures.append(prediction_distributions(results, group, options, folder))
         figures.append(balance_curves(results, group, options, folder))
     figures.extend(metric_bars(results, metric, options, folder) for metric in charted_metrics(results))
+    figures.extend(tuning_figures(results, folder))
     return [f for f in figures if f is not None]

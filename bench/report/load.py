@@ -9,7 +9,7 @@ two merged folders both hold is a :class:`UserError` naming the file.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pandas as pd
 
 from bench.errors import UserError
 from bench.results import read_record, runs_dir
+from bench.tuning_config import TunedFile, read_tuned_file
 
 CELL = ["dataset", "model", "scenario", "seed", "method"]
 GROUP = ["dataset", "model", "scenario"]
@@ -36,6 +37,8 @@ class Results:
     cells: pd.DataFrame
     values: pd.DataFrame
     matrix: pd.DataFrame
+    tuned: list[TunedFile] = field(default_factory=list)
+    """The tuned files the sweeps ran with (``tuned.yaml`` beside the records), for the tuning table."""
 
     @property
     def name(self) -> str:
@@ -120,4 +123,5 @@ def load_results(folders: list[Path]) -> Results:
     cells = pd.DataFrame(cell_rows, columns=[*CELL, "method_class", "status", "reason", "device", "memory_kind", "path"])
     values = pd.DataFrame(value_rows, columns=[*CELL, "method_class", "metric", "value"])
     matrix = values.set_index([*GROUP, "method", "seed", "metric"])["value"].unstack("metric")
-    return Results(list(folders), records, cells, values, matrix)
+    tuned = [TunedFile.model_validate(read_tuned_file(f / "tuned.yaml")) for f in folders if (f / "tuned.yaml").is_file()]
+    return Results(list(folders), records, cells, values, matrix, tuned)

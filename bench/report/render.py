@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench.store import atomic_write_text
 
-MARK_LATEX = {"†": r"$^{\dagger}$", "‡": r"$^{\ddagger}$"}
+MARK_LATEX = {"†": r"$^{\dagger}$", "‡": r"$^{\ddagger}$", "§": r"$^{\S}$"}
 # The characters the report writes that pdflatex's default input encoding does not know.
 UNICODE_LATEX = {
     "±": r"$\pm$", "×": r"$\times$", "–": "--", "−": "$-$", "≥": r"$\geq$", "≤": r"$\leq$", "α": r"$\alpha$",

@@ -18,6 +18,7 @@ import pandas as pd
 from bench.report.load import CELL, GROUP, Results
 from bench.report.render import Cell, Table
 from bench.report.stats import bootstrap_interval, holm, paired_test, t_interval
+from bench.report.tuning import TUNED_MARK, TUNED_SUFFIX, is_tuned, tuned_note
 
 MAIN_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_entropy", "js_retrain", "pred_dist_js", "avg_gap", "time_s")
 GAP_METRICS = MAIN_METRICS[:-1]  # |time − retrain's time| says nothing the cost table does not
@@ -65,20 +66,24 @@ def variants_of(results: Results, proposed: str | None) -> list[str]:
     classes = results.cells.loc[results.cells["method"] == proposed, "method_class"]
     if classes.empty:
         return []
-    same = results.cells[(results.cells["method_class"] == classes.iloc[0]) & (results.cells["method"] != proposed)]
+    same = results.cells[(results.cells["method_class"] == classes.iloc[0])
+                         & ~results.cells["method"].isin([proposed, proposed + TUNED_SUFFIX])]
     return list(dict.fromkeys(same["method"]))
 
 
 def method_order(results: Results, options: ReportOptions, include_variants: bool = False) -> list[str]:
-    """References first, the proposed method last; ``options.order`` overrides both."""
+    """References first, the proposed method last, each tuned variant right after its
+    default; ``options.order`` overrides all of it."""
     methods = results.methods
     if options.order:
         listed = [m for m in options.order if m in methods]
         return listed + [m for m in methods if m not in listed]
     hidden = set() if include_variants else set(variants_of(results, options.proposed))
-    middle = [m for m in methods if m not in REFERENCE_METHODS and m != options.proposed and m not in hidden]
-    tail = [options.proposed] if options.proposed in methods else []
-    return [m for m in REFERENCE_METHODS if m in methods] + middle + tail
+    proposed = [options.proposed, options.proposed + TUNED_SUFFIX] if options.proposed else []
+    middle = [m for m in methods if m not in REFERENCE_METHODS and m not in proposed and m not in hidden and not is_tuned(m)]
+    bases = [m for m in REFERENCE_METHODS if m in methods] + middle
+    ordered = [n for m in bases for n in (m, m + TUNED_SUFFIX) if n in methods] + [m for m in proposed if m in methods]
+    return ordered + [m for m in methods if m not in ordered and m not in hidden]  # tuned variants whose default is absent
 
 
 def group_cells(results: Results, group: tuple) -> pd.DataFrame:
@@ -183,6 +188,15 @@ def _status_text(results: Results, group: tuple, method: str) -> str:
     return ", ".join(sorted(set(mine["status"]) - {"ok"})) or "missing"
 
 
+def method_cell(method: str) -> Cell:
+    """A row's label; a tuned variant carries the tuned mark."""
+    return Cell(method, marks=TUNED_MARK if is_tuned(method) else "")
+
+
+def tuned_notes(results: Results, methods: list[str]) -> list[str]:
+    return [tuned_note(results.tuned)] if any(is_tuned(m) for m in methods) else []
+
+
 def metric_table(
     results: Results, group: tuple, methods: list[str], metrics: tuple[str, ...], sig: pd.DataFrame,
     options: ReportOptions, name: str, title: str, caption: str,
@@ -209,7 +223,7 @@ def metric_table(
     frame = pd.DataFrame(data)
     for method in methods:
         ok, total = _counts(results, group, method)
-        row = [Cell(method)]
+        row = [method_cell(method)]
         if ok == 0:
             row += [Cell(_status_text(results, group, method)) for _ in metrics]
         for metric in metrics if ok else ():
@@ -245,7 +259,7 @@ def main_table(results: Results, group: tuple, sig: pd.DataFrame, options: Repor
         results, group, methods, MAIN_METRICS, sig, options, f"main__{group_slug(group)}", group_title(group),
         "Mean ± std over seeds; accuracies and MIA in [0, 1], time in seconds.",
     )
-    table.notes = [BEST_NOTE, significance_note(options, tested)]
+    table.notes = [BEST_NOTE, significance_note(options, tested), *tuned_notes(results, methods)]
     hidden = [v for v in variants_of(results, options.proposed) if v not in methods]
     if hidden:
         table.notes.append(f"Variants of {options.proposed} ({', '.join(hidden)}) are in the ablation table.")
@@ -272,7 +286,7 @@ def ablation_table(results: Results, group: tuple, sig: pd.DataFrame, options: R
         changed = {k: v for k, v in params.get(method, {}).items() if method != RETRAIN and default.get(k) != v}
         row.insert(1, Cell(", ".join(f"{k}={v}" for k, v in changed.items()) or ("–" if method == RETRAIN else "defaults")))
     table.columns.insert(1, "Changes")
-    table.notes = [BEST_NOTE.replace("unlearning method", "variant"), significance_note(options, not sig.empty)]
+    table.notes = [BEST_NOTE.replace("unlearning method", "variant"), significance_note(options, not sig.empty), *tuned_notes(results, methods)]
     return table
 
 
@@ -298,7 +312,7 @@ def gap_table(results: Results, group: tuple, options: ReportOptions) -> Table:
     rows = []
     for method in methods:
         ok, total = _counts(results, group, method)
-        row = [Cell(method)]
+        row = [method_cell(method)]
         for metric in GAP_METRICS:
             entry = frame[(frame["method"] == method) & (frame["metric"] == metric)].iloc[0]
             contenders = frame[(frame["metric"] == metric) & ~frame["method"].isin(REFERENCE_METHODS)]["mean_gap"]
@@ -317,90 +331,6 @@ def gap_table(results: Results, group: tuple, options: ReportOptions) -> Table:
         f"gap__{group_slug(group)}", f"Gap to retrain: {group_title(group)}",
         f"Mean over seeds of |method − retrain| (same seed's retrained model) with its {options.confidence:.0%} {kind} interval.",
         ["Method", *(LABELS.get(m, m) for m in GAP_METRICS), "Seeds"], rows, frame,
-        notes=["Bold: smallest mean gap among unlearning methods. JS, prediction-distribution JS and average gap are already distances to retrain."],
+        notes=["Bold: smallest mean gap among unlearning methods. JS, prediction-distribution JS and average gap are already distances to retrain.",
+               *tuned_notes(results, methods)],
     )
-
-
-def cost_table(results: Results, options: ReportOptions) -> Table:
-    """Wall time, speed-up over retraining and peak memory per method and dataset, over
-    all its scenarios and seeds, with the device and memory measure they come from."""
-    matrix = results.matrix.reset_index()
-    cells = results.cells
-    order = method_order(results, options, include_variants=True)
-    data, rows = [], []
-    for (dataset, model), part in cells.groupby(["dataset", "model"], sort=False):
-        values = matrix[(matrix["dataset"] == dataset) & (matrix["model"] == model)]
-        stats = {}
-        for method in [m for m in order if m in set(part["method"])]:
-            mine = values[values["method"] == method]
-            entry = {"dataset": dataset, "model": model, "method": method}
-            for metric in COST_METRICS:
-                column = mine[metric].dropna() if metric in mine else pd.Series(dtype=float)
-                entry[f"{metric}_mean"] = column.mean() if len(column) else np.nan
-                entry[f"{metric}_std"] = column.std(ddof=1) if len(column) > 1 else np.nan
-            ok_cells = part[(part["method"] == method) & (part["status"] == "ok")]
-            entry["cells"] = len(ok_cells)
-            entry["device"] = "; ".join(sorted(set(ok_cells["device"]))) or "–"
-            entry["memory_kind"] = "; ".join(sorted(set(ok_cells["memory_kind"]) - {""})) or "–"
-            stats[method] = entry
-        for metric in COST_METRICS:
-            best = _best({m: e[f"{metric}_mean"] for m, e in stats.items()}, metric, np.nan)
-            for method, entry in stats.items():
-                entry[f"{metric}_best"] = method in best
-        for method, entry in stats.items():
-            data.append(entry)
-            row = [Cell(method), Cell(f"{dataset} ({model})")]
-            for metric in COST_METRICS:
-                text = format_mean_std(metric, entry[f"{metric}_mean"], entry[f"{metric}_std"])
-                row.append(Cell(text + ("×" if metric == "speedup" and np.isfinite(entry[f"{metric}_mean"]) else ""), bold=entry[f"{metric}_best"]))
-            row += [Cell(str(entry["cells"])), Cell(entry["device"]), Cell(entry["memory_kind"])]
-            rows.append(row)
-    return Table(
-        "cost", "Cost", "Mean ± std over every scenario and seed of a dataset. Speed-up: retraining time / method time, per cell.",
-        ["Method", "Dataset", "Time (s)", "Speed-up", "Peak mem. (MiB)", "Cells", "Device", "Memory measure"], rows,
-        pd.DataFrame(data),
-        notes=["Bold: best unlearning method per dataset. Memory: CUDA peak allocation on a GPU, sampled process RSS on a CPU."],
-    )
-
-
-def missing_cells(results: Results) -> pd.DataFrame:
-    """Cells of a group's grid (its methods × its seeds) that no record holds."""
-    rows = []
-    for group, part in results.cells.groupby(GROUP, sort=False):
-        present = set(zip(part["seed"], part["method"]))
-        for seed in sorted(set(part["seed"])):
-            for method in dict.fromkeys(part["method"]):
-                if (seed, method) not in present:
-                    rows.append({**dict(zip(GROUP, group)), "seed": seed, "method": method, "status": "missing",
-                                 "reason": "no run record (sweep interrupted, or not in every merged sweep)", "path": ""})
-    return pd.DataFrame(rows, columns=[*CELL, "status", "reason", "path"])
-
-
-def failures_table(results: Results) -> Table:
-    """Every failed, not-applicable and missing cell, with its reason."""
-    failed = results.cells[results.cells["status"] != "ok"][[*CELL, "status", "reason", "path"]]
-    frame = pd.concat([failed, missing_cells(results)], ignore_index=True) if len(failed) else missing_cells(results)
-    rows = [
-        [Cell(f"{r.dataset}/{r.scenario}/s{r.seed}/{r.method}"), Cell(r.status), Cell(r.reason.splitlines()[0] if r.reason else "")]
-        for r in frame.itertuples()
-    ]
-    if not rows:
-        rows = [[Cell("(none)"), Cell(""), Cell("")]]
-    return Table("failures", "Cells without results", "Failed, not-applicable and missing cells, with their reason.",
-                 ["Cell", "Status", "Reason"], rows, frame)
-
-
-def all_tables(results: Results, options: ReportOptions) -> tuple[list[Table], pd.DataFrame]:
-    """Every table of the report, in reading order, and the significance frame."""
-    sig = significance(results, options)
-    groups = list(results.cells.groupby(GROUP, sort=False).groups)
-    tables = []
-    for group in groups:
-        tables.append(main_table(results, group, sig, options))
-        if RETRAIN in set(results.cells["method"]):
-            tables.append(gap_table(results, group, options))
-        ablation = ablation_table(results, group, sig, options)
-        if ablation is not None:
-            tables.append(ablation)
-    tables += [cost_table(results, options), failures_table(results)]
-    return tables, sig

@@ -1,0 +1,267 @@
+"""The tuner: studies resume, a kill loses only running trials, the test set is never read,
+tuning seeds never overlap a sweep's, the objective, equal budgets, and sweeps running the
+tuned variants."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from bench.config import load_config
+from bench.data import holdout_validation, load_dataset, register_dataset
+from bench.registry import method_names
+from bench.studies import TrialOutcome
+from bench.trials import judge
+from bench.tune import run_tune
+from bench.tuning_config import TunedFile, TuningConfig
+from conftest import ROOT, run_module, write_config
+
+
+def tune_config(path, **overrides):
+    """A tiny digits study: finetune on both scenarios, 3 trials each, one tuning seed."""
+    settings = {
+        "methods": ["original", {"name": "finetune", "params": {"epochs": 1}}],
+        "tuning": {"seeds": [100], "trials": 3, "startup_trials": 2},
+        **overrides,
+    }
+    return write_config(path, **settings)
+
+
+def trial_rows(db):
+    """(study, number, state, value, params) of every trial in a study database."""
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute(
+            "SELECT s.study_name, t.number, t.state, v.value FROM trials t JOIN studies s USING (study_id) "
+            "LEFT JOIN trial_values v USING (trial_id) ORDER BY s.study_name, t.number"
+        ).fetchall()
+        params = connection.execute(
+            "SELECT t.trial_id, s.study_name, t.number, p.param_name, p.param_value FROM trial_params p "
+            "JOIN trials t USING (trial_id) JOIN studies s USING (study_id) ORDER BY 1, 4"
+        ).fetchall()
+    by_trial = {}
+    for _id, study, number, name, value in params:
+        by_trial.setdefault((study, number), {})[name] = value
+    return [(study, number, state, value, tuple(sorted(by_trial.get((study, number), {}).items()))) for study, number, state, value in rows]
+
+
+def test_holdout_validation_is_stratified_disjoint_and_drops_the_test_set():
+    data = load_dataset("digits")
+    view = holdout_validation(data, 0.1)
+    assert len(view.test_y) == round(0.1 * len(data.train_y)) and len(view.train_y) + len(view.test_y) == len(data.train_y)
+    # class shares of the held-out part follow the training set's (stratified) within one sample
+    assert (torch.bincount(view.test_y, minlength=10) - torch.bincount(data.train_y, minlength=10) * 0.1).abs().max() <= 1
+    rows = lambda x: {bytes(img.numpy().tobytes()) for img in x}  # noqa: E731
+    assert not rows(view.train_x) & rows(view.test_x)  # no validation image is trained on
+    assert not rows(data.test_x) & (rows(view.train_x) | rows(view.test_x))  # no test image anywhere
+    assert holdout_validation(data, 50).test_y.shape == (50,)
+    with pytest.raises(Exception, match="validation_size"):
+        holdout_validation(data, len(data.train_y))
+
+
+def test_judge_averages_the_objective_over_seeds_and_rejects_slow_or_failed_trials():
+    ok = lambda gap, speedup: {"cell": "c", "status": "ok", "metrics": {"avg_gap": gap, "speedup": speedup}}  # noqa: E731
+    tuning = TuningConfig(max_time_ratio=0.5)
+    assert judge([ok(0.1, 4.0), ok(0.3, 4.0)], tuning) == TrialOutcome("complete", value=pytest.approx(0.2), time_ratio=0.25)
+    slow = judge([ok(0.1, 4.0), ok(0.1, 1.0)], tuning)  # mean of 0.25 and 1.0 of retraining's time
+    assert slow.state == "rejected" and slow.time_ratio == pytest.approx(0.625)
+    failed = judge([ok(0.1, 4.0), {"cell": "x", "status": "failed", "error": "ValueError: boom"}], tuning)
+    assert failed.state == "failed" and "boom" in failed.reason
+    assert judge([ok(float("nan"), 4.0)], tuning).state == "failed"
+    assert judge([ok(0.1, 1.0)], TuningConfig()).state == "complete"  # no cost constraint by default
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "tuning.seeds=[0]"], "tuning.seeds: must not overlap seeds"),
+    (["--trials", "0"], "--trials 0: must be a positive integer"),
+    (["--set", "tuning.objective=test_acc"], "tuning.objective"),
+    (["--methods", "nope"], "unknown method 'nope'"),
+])
+def test_bad_tuning_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
+    config = tune_config(tmp_path / "c.yaml")
+    result = run_module("bench.tune", "--config", str(config), "--out", str(tmp_path / "out"), "--no-progress", *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_sweep_seed_equal_to_a_tuning_seed_is_refused(tmp_path):
+    config = tune_config(tmp_path / "c.yaml")
+    result = run_module("bench.sweep", "--config", str(config), "--seeds", "100", "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and "tuning.seeds: must not overlap seeds" in result.stderr and "100" in result.stderr
+
+
+def test_every_method_declares_its_space_with_sources_and_the_listing_shows_them():
+    from bench.registry import get_method
+
+    untuned = {"original", "retrain", "amnesiac_undo"}  # nothing that changes their result to search
+    for name in method_names():
+        method = get_method(name)
+        assert bool(method.search_space) == (name not in untuned), name
+        assert all(len(param.source) > 20 for param in method.search_space.values()), name
+    listing = run_module("bench.methods").stdout
+    for name in method_names():
+        for field, param in get_method(name).search_space.items():
+            assert f"{field}: {param.describe()}  [{param.source}]" in listing
+    assert listing.count("search space: none") == len(untuned)
+
+
+def test_a_space_the_config_would_reject_is_refused_at_registration():
+    from pydantic import Field
+
+    from bench.registry import MethodConfig, UnlearningMethod, register
+    from bench.search_space import IntRange, LogUniform
+
+    class Bad(UnlearningMethod):
+        class Config(MethodConfig):
+            epochs: int = Field(3, ge=1)
+
+    Bad.search_space = {"epochs": IntRange(0, 3, "test")}
+    with pytest.raises(Exception, match="greater than or equal to 1"):
+        register("bad_space")(Bad)
+    Bad.search_space = {"lr": LogUniform(1e-3, 1e-1, "test")}
+    with pytest.raises(TypeError, match="not a field of its Config"):
+        register("bad_space")(Bad)
+    assert "bad_space" not in method_names()
+
+
+def test_tuning_resumes_without_repeating_a_trial_and_keeps_the_budget_equal(tmp_path):
+    config = tune_config(tmp_path / "c.yaml")
+    out = tmp_path / "tuning"
+    first = run_module("bench.tune", "--config", str(config), "--out", str(out), "--no-progress")
+    assert first.returncode == 0, first.stderr
+    assert "6 trials run in 4 studies" in first.stdout
+    rows = trial_rows(out / "studies.db")
+    tuned = TunedFile.model_validate(yaml.safe_load((out / "tuned.yaml").read_text()))
+    again = run_module("bench.tune", "--config", str(config), "--out", str(out), "--no-progress")
+    assert again.returncode == 0 and "0 trials run in 4 studies" in again.stdout
+    assert trial_rows(out / "studies.db") == rows
+    assert TunedFile.model_validate(yaml.safe_load((out / "tuned.yaml").read_text())).entries == tuned.entries
+    for entry in tuned.entries:
+        if entry.method == "original":
+            assert entry.space == {} and entry.trials == 0 and entry.params == {}
+            continue
+        assert entry.trials == 3 == tuned.budget and len(entry.history) == 3
+        # trial 0 is the entry's own parameters (epochs 1, lr 0.02): the default's objective
+        assert entry.default_objective == entry.history[0]
+        assert entry.objective == min(v for v in entry.history if v is not None)
+        record = json.loads((out / "runs" / f"digits__{entry.scenario.replace(':', '')}__s100__finetune.t0.json").read_text())
+        assert record["params"]["epochs"] == 1 and record["params"]["lr"] == 0.02
+        assert record["metrics"]["avg_gap"] == entry.history[0]
+    # a larger budget continues the same studies: 2 more trials each, the first 3 untouched
+    more = run_module("bench.tune", "--config", str(config), "--out", str(out), "--trials", "5", "--no-progress")
+    assert more.returncode == 0 and "4 trials run in 4 studies" in more.stdout
+    assert [row for row in trial_rows(out / "studies.db") if row[1] < 3] == rows
+
+
+class NoisyTestDigits:
+    """The digits with their test images and labels replaced by noise: a tuner that never
+    reads the test set must choose exactly as on the real digits."""
+
+    @staticmethod
+    def load(_argument: str = ""):
+        from dataclasses import replace
+
+        data = load_dataset("digits")
+        generator = torch.Generator().manual_seed(1)
+        noise = torch.randint(0, 256, data.test_x.shape, generator=generator, dtype=torch.uint8)
+        labels = torch.randint(0, 10, data.test_y.shape, generator=generator)
+        return replace(data, test_x=noise, test_y=labels)
+
+
+register_dataset("digits_noisy_test", num_classes=10)(NoisyTestDigits.load)
+
+
+def test_tuning_never_reads_the_test_set(tmp_path):
+    real = load_config(tune_config(tmp_path / "a.yaml", scenarios=["random:0.1"]))
+    noisy = load_config(tune_config(
+        tmp_path / "b.yaml", scenarios=["random:0.1"],
+        datasets=[{"name": "digits_noisy_test", "model": "cnn", "recipe": {"epochs": 3, "batch_size": 64, "lr": 0.05}}],
+    ))
+    assert not torch.equal(load_dataset("digits").test_x, load_dataset("digits_noisy_test").test_x)
+    a = run_tune(real, tmp_path / "a", cache_dir=tmp_path / "cache", progress=False)
+    b = run_tune(noisy, tmp_path / "b", cache_dir=tmp_path / "cache", progress=False)
+    entries = lambda s: [  # noqa: E731
+        (e.method, e.params, e.objective, e.history) for e in TunedFile.model_validate(yaml.safe_load(s.tuned_file.read_text())).entries
+    ]
+    assert entries(a) == entries(b) and entries(a)[1][3][0] is not None
+    assert [row[1:] for row in trial_rows(tmp_path / "a" / "studies.db")] == [row[1:] for row in trial_rows(tmp_path / "b" / "studies.db")]
+
+
+def test_a_killed_study_resumes_keeping_every_completed_trial(tmp_path):
+    config = tune_config(tmp_path / "c.yaml", scenarios=["random:0.1"], tuning={"seeds": [100], "trials": 6, "startup_trials": 2})
+    out, env = tmp_path / "tuning", {**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "bench.tune", "--config", str(config), "--out", str(out), "--no-progress"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list((out / "runs").glob("*.t*.json")) if (out / "runs").exists() else []) < 2:
+        time.sleep(0.2)
+    time.sleep(0.5)  # into the middle of the next trial
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = [row for row in trial_rows(out / "studies.db") if row[2] == "COMPLETE"]
+    assert len(before) >= 2
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    after = trial_rows(out / "studies.db")
+    assert set(before) <= set(after)  # every trial completed before the kill is kept as it was
+    complete = [row for row in after if row[2] == "COMPLETE"]
+    entry = next(e for e in TunedFile.model_validate(yaml.safe_load((out / "tuned.yaml").read_text())).entries if e.method == "finetune")
+    assert entry.trials == 6 and len(complete) == 6  # the budget is met by trials that ran to the end
+    assert all(state in ("COMPLETE", "FAIL") for _s, _n, state, _v, _p in after)
+
+
+def test_a_sweep_runs_each_tuned_method_beside_its_default(tmp_path):
+    config_path = tune_config(tmp_path / "c.yaml", scenarios=["class:3"])
+    tuned = run_tune(load_config(config_path), tmp_path / "tuning", cache_dir=tmp_path / "cache", progress=False).tuned_file
+    raw = yaml.safe_load(config_path.read_text())
+    raw["tuned"] = str(tuned)
+    config_path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "out"
+    result = run_module("bench.sweep", "--config", str(config_path), "--out", str(out), "--cache", str(tmp_path / "cache"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "3 cells run" in result.stdout  # original, finetune, finetune+tuned (original has nothing to tune)
+    entry = next(e for e in TunedFile.model_validate(yaml.safe_load(tuned.read_text())).entries if e.method == "finetune")
+    record = json.loads((out / "runs" / "digits__class3__s0__finetune+tuned.json").read_text())
+    assert record["status"] == "ok" and record["params"] == {**record["params"], **entry.params}
+    assert record["tuning"]["objective"] == entry.objective and record["tuning"]["budget"] == 3
+    assert (out / "tuned.yaml").is_file()
+    # a tuned file made for another recipe is refused before any work
+    raw["datasets"][0]["recipe"]["epochs"] = 4
+    config_path.write_text(yaml.safe_dump(raw))
+    stale = run_module("bench.sweep", "--config", str(config_path), "--out", str(tmp_path / "o2"))
+    assert stale.returncode == 2 and "was tuned for another dataset config" in stale.stderr
+    assert not (tmp_path / "o2").exists()
+
+
+def test_ray_tunes_the_same_studies_as_the_local_backend(tmp_path):
+    import importlib.util
+
+    from conftest import require_tool
+
+    require_tool(importlib.util.find_spec("ray") is not None, "ray (the dev extra)")
+    import ray
+
+    config = load_config(tune_config(tmp_path / "c.yaml"))
+    local = run_tune(config, tmp_path / "local", cache_dir=tmp_path / "cache_local", progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        first = run_tune(config, tmp_path / "ray", cache_dir=tmp_path / "cache_ray", progress=False, backend="ray")
+        again = run_tune(config, tmp_path / "ray", cache_dir=tmp_path / "cache_ray", progress=False, backend="ray")
+    finally:
+        ray.shutdown()
+    assert first.ran == local.ran == 6 and again.ran == 0  # stored and resumed the same way
+    # one trial at a time per study: the same parameters and the same objective values, bit for bit
+    assert trial_rows(tmp_path / "ray" / "studies.db") == trial_rows(tmp_path / "local" / "studies.db")
+    entries = lambda path: TunedFile.model_validate(yaml.safe_load(path.read_text())).entries  # noqa: E731
+    assert entries(first.tuned_file) == entries(local.tuned_file)
+    ray_record = json.loads(next((tmp_path / "ray" / "runs").glob("*finetune.t1.json")).read_text())
+    assert ray_record["env"]["ray_node"]  # the trial ran as a Ray task
