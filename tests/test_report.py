@@ -11,6 +11,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
 from bench.config import load_config
@@ -73,6 +74,7 @@ def hand_records(seeds=SEEDS, sweep: str = "hand") -> list[dict]:
 def hand_report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hand")
     folder = write_records(tmp / "hand", hand_records())
+    (folder / "tuned.yaml").write_text(yaml.safe_dump(TUNED))  # the page shows its tuning table and study figure
     return build_report(folder, tmp / "plots")
 
 
@@ -286,3 +288,45 @@ def test_pareto_front_by_hand():
     })
     front = pareto_front(points, "time_s", "avg_gap")
     assert list(front["method"]) == ["d", "a", "b", "c"]
+
+
+TUNED = {
+    "sweep": "hand", "budget": 4, "tuning_seeds": [100], "validation_size": 0.1, "objective": "avg_gap", "config_hash": "x",
+    "entries": [
+        {"dataset": "digits", "scenario": "class:3", "method": "finetune", "method_class": "finetune", "dataset_hash": "h",
+         "space": {"lr": "log-uniform [0.0001, 0.1]"}, "defaults": {"lr": 0.02}, "params": {"lr": 0.05},
+         "objective": 0.1, "default_objective": 0.4, "trials": 4, "failed": 1, "history": [0.4, None, 0.2, 0.1]},
+        {"dataset": "digits", "scenario": "class:3", "method": "original", "method_class": "original", "dataset_hash": "h"},
+    ],
+}
+
+
+def test_tuning_table_marks_and_study_figure(tmp_path):
+    records = hand_records(seeds=(0, 1))
+    tuned = {"finetune": [0.1, 0.12], "fcalb": [0.01, 0.015]}  # avg_gap of the tuned variants per seed
+    for name, gaps in tuned.items():
+        for seed, gap in enumerate(gaps):
+            metrics = {m: value(name, m, seed) for m in VALUES[name]} | {"avg_gap": gap}
+            records.append(hand_record(f"{name}+tuned", seed, metrics, method_class=name))
+    folder = write_records(tmp_path / "h", records)
+    (folder / "tuned.yaml").write_text(yaml.safe_dump(TUNED))
+    report = build_report(folder, tmp_path / "plots")
+    text = (report.tables_dir / "tuning__digits__class-3.md").read_text()
+    row = md_row(text, "finetune")
+    assert row[1] == "lr: log-uniform [0.0001, 0.1]" and row[2] == "4 of 4 (1 failed, 0 rejected)"
+    assert row[3:] == ["lr=0.02", "lr=0.05", "0.400", "**0.100**"]
+    assert md_row(text, "original")[1].startswith("none: tuned over nothing")
+    main = (report.tables_dir / "main__digits__cnn__class-3.md").read_text()
+    rows = [line.split("|")[1].strip() for line in main.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    # each tuned variant right after its defaults, marked; the proposed method's tuned variant last (not an ablation)
+    assert rows == ["retrain", "original", "amnesiac_undo", "broken", "finetune", "finetune+tuned§", "fcalb", "fcalb+tuned§"]
+    assert md_row(main, "fcalb+tuned§")[7] == "**0.013 ± 0.004**"  # the lowest average gap: bold
+    assert "§ +tuned: parameters chosen by python -m bench.tune (4 trials per method on tuning seeds 100" in main
+    assert "finetune+tuned§" in (report.tables_dir / "gap__digits__cnn__class-3.md").read_text()
+    assert "$^{\\S}$" in (report.tables_dir / "main__digits__cnn__class-3.tex").read_text()
+    figure = next(f for f in report.figures if f.name == "tuning__digits__class-3")
+    assert figure.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "id='tuning__digits__class-3'" in report.html.read_text()
+    # a malformed tuned file is one line naming it, and nothing is written
+    (folder / "tuned.yaml").write_text("budget: many\n")
+    result = run_module("bench.report", "--results", str(folder), "--out", str(tmp_path / "again"))
+    assert result.returncode == 2 and "tuned.yaml" in result.stderr and not (tmp_path / "again").exists()

@@ -26,9 +26,13 @@ def test_run_all_quick_profile_end_to_end(tmp_path):
     methods = table["method"].unique()
     assert len(table.groupby(["scenario", "seed", "method"]).size()) == 2 * 3 * len(methods)
     assert {"original", "retrain", "finetune"} <= set(methods)
+    # every method with a search space also runs tuned, beside its defaults
+    assert {"finetune+tuned", "unsir+tuned", "fcalb+tuned", "fc_only+tuned"} <= set(methods)
+    assert not {"original+tuned", "retrain+tuned", "amnesiac_undo+tuned"} & set(methods)
     # the report: every table and figure of the paper, all of them on one page
     groups = ("digits__cnn__class-3", "digits__cnn__random-0.1")
     tables = [f"{kind}__{group}" for kind in ("main", "gap", "ablation") for group in groups] + ["cost", "failures"]
+    tables += ["tuning__digits__class-3", "tuning__digits__random-0.1"]  # from configs/tuned/quick.yaml
     for name in tables:
         for suffix in (".md", ".tex", ".csv"):
             assert (out / "tables" / f"{name}{suffix}").stat().st_size > 0, name + suffix
@@ -36,6 +40,7 @@ def test_run_all_quick_profile_end_to_end(tmp_path):
     figures = ["cost_vs_quality", "mia_vs_forget"] + [f"{kind}__{group}" for kind in ("pred_dist", "balance") for group in groups]
     figures += [f"bars__{metric}" for metric in ("forget_acc", "retain_acc", "test_acc", "mia_entropy", "js_retrain",
                                                  "pred_dist_js", "avg_gap", "time_s", "peak_mem_mib")]
+    figures += ["tuning__digits__class-3", "tuning__digits__random-0.1"]
     for name in figures:
         assert (plots / f"{name}.png").stat().st_size > 5000 and (plots / f"{name}.pdf").stat().st_size > 5000, name
     page = (out / "report.html").read_text()
