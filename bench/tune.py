@@ -75,6 +75,7 @@ def run_tune(
 
         require_ray()
     config = tuning_view(config)
+    commit = git_commit()  # the code the trials run, whatever is committed while they do
     device = resolve_device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {config.device!r} asked for, but CUDA is not available; use device: auto or cpu")
@@ -102,7 +103,7 @@ def run_tune(
         finally:
             rebuild_results_csv(out_dir)
         tuned_path = tuned_path or out_dir / "tuned.yaml"
-        write_tuned_file(tuned_path, config, drivers, command)
+        write_tuned_file(tuned_path, config, drivers, command, commit)
     return TuneSummary(out_dir, tuned_path, pending, len(drivers))
 
 
@@ -153,7 +154,7 @@ def git_commit() -> str:
         return ""
 
 
-def write_tuned_file(path: Path, config: SweepConfig, drivers: list[StudyDriver], command: str = "") -> TunedFile:
+def write_tuned_file(path: Path, config: SweepConfig, drivers: list[StudyDriver], command: str = "", commit: str = "") -> TunedFile:
     """``tuned.yaml``: the budget and rules, and each study's choice (atomic write)."""
     by_name = {d.name: d for d in config.datasets}
     tuned = TunedFile(
@@ -161,7 +162,7 @@ def write_tuned_file(path: Path, config: SweepConfig, drivers: list[StudyDriver]
         validation_size=config.tuning.validation_size, objective=config.tuning.objective,
         max_time_ratio=config.tuning.max_time_ratio,
         config_hash=stable_hash(config.model_dump(exclude={"seeds", "tuned", "sweep", "methods"}), length=64),
-        code_commit=git_commit(), command=command,
+        code_commit=commit, command=command,
         entries=[d.result(dataset_hash(by_name[d.spec.dataset.name])) for d in drivers],
     )
     header = (
