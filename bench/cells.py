@@ -36,14 +36,20 @@ from bench.splits import Split
 from bench.train import CachedModel, synchronize
 from bench.update_record import TrainingRecord
 
-def environment(device: torch.device) -> dict[str, Any]:
-    """Where a record was produced: enough to tell two machines' numbers apart."""
+
+def code_commit() -> str:
+    """The git commit of the harness's code, or "" outside a git checkout."""
     try:
-        commit = subprocess.run(
+        return subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        commit = ""
+        return ""
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Where a record was produced: enough to tell two machines' numbers apart."""
+    commit = code_commit()
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -56,6 +62,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "hostname": platform.node(),
         "git_commit": commit,
     }
+
 
 def non_finite_tensors(model: nn.Module) -> list[str]:
     state = model.state_dict()

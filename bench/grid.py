@@ -16,6 +16,7 @@ import torch
 
 from bench.config import DatasetConfig, EvaluationConfig, MethodEntry, SweepConfig
 from bench.data import ImageData, holdout_validation, load_dataset, subsample
+from bench.errors import UserError
 from bench.evaluate import SplitData
 from bench.registry import get_method
 from bench.results import read_record, record_path

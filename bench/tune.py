@@ -22,13 +22,12 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
 from tqdm.auto import tqdm
 
-from bench.cells import environment
+from bench.cells import code_commit, environment
 from bench.config import SweepConfig, dataset_hash, load_config
 from bench.data import cache_root
 from bench.errors import UserError, cli_main
@@ -36,7 +35,7 @@ from bench.grid import PreparedData, config_numerics, needs_update_record, prepa
 from bench.model_store import ModelStore
 from bench.results import rebuild_results_csv
 from bench.store import atomic_write_text, stable_hash
-from bench.studies import StudyDriver, StudySpec, plan_studies
+from bench.studies import StudyDriver, plan_studies
 from bench.train import resolve_device, use_numerics, warm_up
 from bench.trials import run_trial
 from bench.tuning_config import TunedFile
@@ -75,7 +74,7 @@ def run_tune(
 
         require_ray()
     config = tuning_view(config)
-    commit = git_commit()  # the code the trials run, whatever is committed while they do
+    commit = code_commit()  # the code the trials run, whatever is committed while they do
     device = resolve_device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {config.device!r} asked for, but CUDA is not available; use device: auto or cpu")
@@ -141,17 +140,6 @@ def tune_locally(
         use_numerics()
         if total:
             gc.unfreeze()
-
-
-def git_commit() -> str:
-    import subprocess
-
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 def write_tuned_file(path: Path, config: SweepConfig, drivers: list[StudyDriver], command: str = "", commit: str = "") -> TunedFile:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.report.load import CELL, GROUP, Results
+from bench.report.load import GROUP, Results
 from bench.report.render import Cell, Table
 from bench.report.stats import bootstrap_interval, holm, paired_test, t_interval
 from bench.report.tuning import TUNED_MARK, TUNED_SUFFIX, is_tuned, tuned_note
