@@ -19,6 +19,7 @@ from bench.errors import UserError
 from bench.models import model_names
 from bench.registry import get_method, method_names
 from bench.splits import parse_scenario
+from bench.search_space import describe_space
 from bench.store import stable_hash
 from bench.train import Precision, Recipe
 from bench.tuning_config import TunedFile, TuningConfig, read_tuned_file
@@ -225,19 +226,34 @@ class SweepConfig(BaseModel):
         return self
 
     def _check_tuned(self, tuned: TunedFile) -> None:
-        """Every tuned entry that this sweep would run must come from the same dataset config
-        and the same base parameters, or its parameters were chosen for another setting."""
+        """The tuned file's seeds must not be reported, and every entry this sweep would run
+        must come from the same dataset config, base parameters, search space and defaults,
+        with values the method accepts; otherwise they were chosen for another setting."""
+        shared = sorted(set(self.seeds) & set(tuned.tuning_seeds))
+        if shared:
+            raise ValueError(f"seeds: {', '.join(map(str, shared))} chose the tuned file's parameters (its tuning_seeds); a sweep must not report them")
         datasets = {d.name: d for d in self.datasets}
         methods = {m.name: m for m in self.methods}
+        again = "run python -m bench.tune again, or drop tuned:"
         for entry in tuned.entries:
             if entry.dataset not in datasets or entry.method not in methods or entry.scenario not in self.scenarios:
                 continue
             where = f"tuned: {entry.method} on {entry.dataset} {entry.scenario}"
             if entry.dataset_hash != dataset_hash(datasets[entry.dataset]):
-                raise ValueError(f"{where} was tuned for another dataset config (model, sizes or recipe); run python -m bench.tune again, or drop tuned:")
+                raise ValueError(f"{where} was tuned for another dataset config (model, sizes or recipe); {again}")
             method = methods[entry.method]
             if entry.method_class != method.method or entry.base_params != method.params:
-                raise ValueError(f"{where} was tuned from other base params ({entry.base_params}); run python -m bench.tune again, or drop tuned:")
+                raise ValueError(f"{where} was tuned from other base params ({entry.base_params}); {again}")
+            space = get_method(method.method).search_space
+            if entry.space != describe_space(space):
+                raise ValueError(f"{where} was tuned over another search space ({entry.space}); {again}")
+            resolved = method.resolved_params()
+            if entry.defaults != {name: resolved[name] for name in space}:
+                raise ValueError(f"{where} was tuned from other defaults ({entry.defaults}); {again}")
+            try:
+                get_method(method.method).Config.model_validate({**method.params, **entry.params})
+            except ValidationError as error:
+                raise ValueError(f"{where}: params {entry.params} are not valid for {method.method!r} ({_first_error(error, get_method(method.method).Config)}); {again}") from None
 
     def tuned_variant(self, dataset: str, scenario: str, method: MethodEntry) -> MethodEntry | None:
         """``<name>+tuned`` with the tuned file's parameters for (dataset, scenario), or None

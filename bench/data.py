@@ -167,10 +167,13 @@ def holdout_validation(data: ImageData, size: float | int, seed: int = 0) -> Ima
     (a share if ``size`` < 1, else a count) is held out and takes the test set's place; the
     rest is the training set. The test set itself is dropped, so nothing built on this view
     (models, splits, metrics, the tuner's choices) can read it."""
-    n = len(data.train_y)
+    n, classes = len(data.train_y), data.num_classes
     count = round(size * n) if size < 1 else int(size)
-    if not 0 < count < n:
-        raise UserError(f"tuning.validation_size {size!r} holds out {count} of {n} training images; allowed: a share in (0, 1) or a count in 1..{n - 1}")
+    if size >= 1 and size != int(size) or not classes <= count <= n - classes:
+        raise UserError(
+            f"tuning.validation_size {size!r} holds out {count} of {n} training images; allowed: a share in (0, 1) or a whole "
+            f"count, leaving at least {classes} images (one a class) on each side"
+        )
     held = stratified_subset(data.train_y, count, seed)
     keep = torch.ones(n, dtype=torch.bool)
     keep[held] = False

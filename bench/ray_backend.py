@@ -153,8 +153,12 @@ def tune_on_ray(config: SweepConfig, drivers: list[StudyDriver], out_dir: Path, 
         driver, number = in_flight.pop(done[0])
         try:
             outcome = ray.get(done[0])
-        except Exception as error:  # the task died: the trial failed, the study goes on
-            outcome = TrialOutcome("failed", reason=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        except Exception as error:  # the task died (a lost worker, a training that raised): retried next run
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            driver.abandon(number, reason)
+            tqdm.write(f"trial {driver.spec.name} #{number} died ({reason}); the study goes on in the next run", file=sys.stderr)
+            bar.update(1)
+            continue
         driver.tell(number, outcome)
         if outcome.state == "failed":
             tqdm.write(f"trial {driver.spec.name} #{number} failed: {outcome.reason}", file=sys.stderr)

@@ -105,6 +105,7 @@ class StudyDriver:
         self.spec, self.tuning, self.budget = spec, tuning, budget
         self.study = optuna.create_study(study_name=spec.name, storage=storage, direction="minimize", load_if_exists=True)
         self.in_flight: dict[int, Trial] = {}
+        self.stopped = False  # a trial died of something not the method's: no more asks this run
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             self.study.tell(trial.number, state=TrialState.FAIL)  # left running by a killed driver: not counted
         defaults = spec.defaults()
@@ -116,23 +117,28 @@ class StudyDriver:
         return self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
 
     def counted(self) -> list[optuna.trial.FrozenTrial]:
-        """The trials that ran to an end, in order of number."""
+        """The trials that ran to an end, in order of number: complete, rejected (pruned), or
+        failed by the method (``outcome: failed``). A trial left running by a killed driver,
+        or whose task died of something else, is failed without that mark and not counted."""
         trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED))
-        return sorted((t for t in trials if t.user_attrs.get("counted")), key=lambda t: t.number)
+        ended = (t for t in trials if t.state != TrialState.FAIL or t.user_attrs.get("outcome") == "failed")
+        return sorted(ended, key=lambda t: t.number)
 
     def remaining(self) -> int:
         """Trials still to ask for: the budget less those counted and those in flight."""
-        return 0 if not self.spec.space else max(0, self.budget - len(self.counted()) - len(self.in_flight))
+        if not self.spec.space or self.stopped:
+            return 0
+        return max(0, self.budget - len(self.counted()) - len(self.in_flight))
 
     def ask(self) -> tuple[int, dict[str, Any]]:
         """A new trial's number and parameters. The sampler is seeded from the scenario, the
         method entry and the number of trials finished, so the sequence depends on the
         history only, not on when a driver was started or killed (and two datasets give a
         method the same random draws until their histories differ)."""
-        finished = len(self.counted())
         spec = self.spec
+        history = (len(self.counted()),) + ((len(self.in_flight),) if self.in_flight else ())  # asked at once: differ
         self.study.sampler = optuna.samplers.TPESampler(
-            seed=derive_seed(self.tuning.sampler_seed, spec.scenario.spec, spec.entry.name, finished) % 2**32,
+            seed=derive_seed(self.tuning.sampler_seed, spec.scenario.spec, spec.entry.name, *history) % 2**32,
             n_startup_trials=self.tuning.startup_trials, constant_liar=self.tuning.parallel > 1,
         )
         trial = self.study.ask()
@@ -141,8 +147,8 @@ class StudyDriver:
         return trial.number, params
 
     def tell(self, number: int, outcome: TrialOutcome) -> None:
+        """Record how a trial ended; it counts toward the budget from then on."""
         trial = self.in_flight.pop(number)
-        trial.set_user_attr("counted", True)
         trial.set_user_attr("outcome", outcome.state)
         if outcome.reason:
             trial.set_user_attr("reason", outcome.reason[:500])
@@ -152,6 +158,16 @@ class StudyDriver:
             self.study.tell(trial, outcome.value)
         else:
             self.study.tell(trial, state=TrialState.PRUNED if outcome.state == "rejected" else TrialState.FAIL)
+
+    def abandon(self, number: int, reason: str) -> None:
+        """A trial whose run died of something not the method's (a lost worker, a training that
+        raised): failed without counting, and no more trials of this study in this run; the
+        next run of the command tries again."""
+        trial = self.in_flight.pop(number)
+        trial.set_user_attr("outcome", "died")
+        trial.set_user_attr("reason", reason[:500])
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.stopped = True
 
     def result(self, dataset_hash: str) -> TunedEntry:
         """The study's entry of ``tuned.yaml``: the best of its first ``budget`` counted trials."""

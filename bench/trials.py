@@ -31,8 +31,14 @@ def run_trial(
     records = []
     for seed in config.tuning.seeds:
         cell = Cell(spec.dataset, spec.scenario, seed, spec.trial_entry(params, number))
-        records.append(run_cell(cell, prepared, models, out_dir, config, env))
+        records.append(run_cell(cell, prepared, models, study_dir(out_dir, spec), config, env))
     return judge(records, config.tuning)
+
+
+def study_dir(out_dir: Path, spec: StudySpec) -> Path:
+    """Where a study's trial records go (``runs/``, with their splits): a folder per study,
+    so that a new study (a changed setting) never overwrites an old one's records."""
+    return out_dir / "studies" / spec.name
 
 
 def judge(records: list[dict[str, Any]], tuning: TuningConfig) -> TrialOutcome:

@@ -6,9 +6,10 @@
 For every (dataset, scenario, method entry) of the sweep config, an Optuna study (TPE,
 seeded) searches the method's declared space with the same number of trials. Trials run as
 sweep cells on the tuner's view of each dataset (a held-out validation share of the
-training set takes the test set's place; the test set is never loaded) and on the tuning
-seeds, which the sweep never reports. Studies live in ``<out>/studies.db``: running the
-command again continues them, and a kill loses only the trials that were running. The
+training set takes the test set's place; the test set is never read) and on the tuning
+seeds, which the sweep never reports. Studies live in ``<out>/studies.db`` (their trials'
+run records in ``<out>/studies/<study>/runs/``): running the command again continues them,
+and a kill loses only the trials that were running. The
 result, ``<out>/tuned.yaml`` (or ``--tuned``), is what a sweep config's ``tuned:`` reads.
 """
 
@@ -33,7 +34,6 @@ from bench.data import cache_root
 from bench.errors import UserError, cli_main
 from bench.grid import PreparedData, config_numerics, needs_update_record, prepare_data, task_threads
 from bench.model_store import ModelStore
-from bench.results import rebuild_results_csv
 from bench.store import atomic_write_text, stable_hash
 from bench.studies import StudyDriver, plan_studies
 from bench.train import resolve_device, use_numerics, warm_up
@@ -65,8 +65,11 @@ class TuneSummary:
 def run_tune(
     config: SweepConfig, out_dir: Path, tuned_path: Path | None = None, cache_dir: Path | None = None,
     progress: bool = True, backend: str = "local", address: str | None = None, command: str = "",
+    only: list[str] | None = None,
 ) -> TuneSummary:
-    """Run every study of ``config`` to its budget (``config.tuning.trials``); write tuned.yaml."""
+    """Run every study of ``config`` to its budget (``config.tuning.trials``), or only those of
+    the method entries named in ``only``; write tuned.yaml with every study of the config
+    (those not run this time as their storage has them)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
     if backend == "ray":
@@ -91,16 +94,15 @@ def run_tune(
         out_dir.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{(out_dir / 'studies.db').resolve()}"
         drivers = [StudyDriver(spec, storage, config.tuning, config.tuning.trials) for spec in specs]
+        for driver in drivers:
+            driver.stopped = only is not None and driver.spec.entry.name not in only
         pending = sum(d.remaining() for d in drivers)
-        try:
-            if backend == "ray":
-                from bench.ray_backend import tune_on_ray
+        if backend == "ray":
+            from bench.ray_backend import tune_on_ray
 
-                tune_on_ray(config, drivers, out_dir.resolve(), cache.resolve(), progress)
-            else:
-                tune_locally(config, drivers, datasets, out_dir, cache, device, progress)
-        finally:
-            rebuild_results_csv(out_dir)
+            tune_on_ray(config, drivers, out_dir.resolve(), cache.resolve(), progress)
+        else:
+            tune_locally(config, drivers, datasets, out_dir, cache, device, progress)
         tuned_path = tuned_path or out_dir / "tuned.yaml"
         write_tuned_file(tuned_path, config, drivers, command, commit)
     return TuneSummary(out_dir, tuned_path, pending, len(drivers))
@@ -129,7 +131,13 @@ def tune_locally(
             while driver.remaining():
                 number, params = driver.ask()
                 bar.set_postfix_str(f"{driver.spec.entry.name} {driver.spec.scenario.spec} #{number}", refresh=True)
-                outcome = run_trial(driver.spec, params, number, prepared, models, out_dir, config, env)
+                try:
+                    outcome = run_trial(driver.spec, params, number, prepared, models, out_dir, config, env)
+                except Exception as error:  # outside the method (a training that raised): retried next run
+                    driver.abandon(number, f"{type(error).__name__}: {error}")
+                    tqdm.write(f"trial {driver.spec.name} #{number} died ({type(error).__name__}: {error}); "
+                               "the study goes on in the next run", file=sys.stderr)
+                    continue
                 driver.tell(number, outcome)
                 if outcome.state == "failed":
                     tqdm.write(f"trial {driver.spec.name} #{number} failed: {outcome.reason}", file=sys.stderr)
@@ -188,12 +196,16 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--address is for --backend ray; allowed: --backend ray --address ADDR, or neither")
     overrides = [*args.set, *([f"tuning.trials={args.trials}"] if args.trials else [])]
     methods = [m for m in args.methods.split(",") if m] if args.methods else None
-    config = load_config(args.config, overrides, methods=methods, read_tuned=False)
+    config = load_config(args.config, overrides, read_tuned=False)
+    entries = [e.name for e in config.methods]
+    unknown = [m for m in methods or [] if m not in entries]
+    if unknown:  # the tuned file keeps every entry of the config, so --methods picks among them
+        raise UserError(f"--methods: unknown method entry {unknown[0]!r}; allowed: {', '.join(entries)}")
     out_dir = Path(args.out) if args.out else Path("results") / config.sweep / "tuning"
     command = "python -m bench.tune " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     summary = run_tune(
         config, out_dir, Path(args.tuned) if args.tuned else None, Path(args.cache) if args.cache else None,
-        progress=not args.no_progress, backend=args.backend, address=args.address, command=command,
+        progress=not args.no_progress, backend=args.backend, address=args.address, command=command, only=methods,
     )
     print(f"tune {config.sweep}: {summary.ran} trials run in {summary.studies} studies; tuned file: {summary.tuned_file}")
     return 0

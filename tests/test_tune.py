@@ -83,7 +83,7 @@ def test_judge_averages_the_objective_over_seeds_and_rejects_slow_or_failed_tria
     (["--set", "tuning.seeds=[0]"], "tuning.seeds: must not overlap seeds"),
     (["--trials", "0"], "--trials 0: must be a positive integer"),
     (["--set", "tuning.objective=test_acc"], "tuning.objective"),
-    (["--methods", "nope"], "unknown method 'nope'"),
+    (["--methods", "nope"], "--methods: unknown method entry 'nope'; allowed: original, finetune"),
 ])
 def test_bad_tuning_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, message):
     config = tune_config(tmp_path / "c.yaml")
@@ -153,7 +153,8 @@ def test_tuning_resumes_without_repeating_a_trial_and_keeps_the_budget_equal(tmp
         # trial 0 is the entry's own parameters (epochs 1, lr 0.02): the default's objective
         assert entry.default_objective == entry.history[0]
         assert entry.objective == min(v for v in entry.history if v is not None)
-        record = json.loads((out / "runs" / f"digits__{entry.scenario.replace(':', '')}__s100__finetune.t0.json").read_text())
+        (path,) = out.glob(f"studies/*/runs/digits__{entry.scenario.replace(':', '')}__s100__finetune.t0.json")
+        record = json.loads(path.read_text())
         assert record["params"]["epochs"] == 1 and record["params"]["lr"] == 0.02
         assert record["metrics"]["avg_gap"] == entry.history[0]
     # a larger budget continues the same studies: 2 more trials each, the first 3 untouched
@@ -202,15 +203,16 @@ def test_a_killed_study_resumes_keeping_every_completed_trial(tmp_path):
     command = [sys.executable, "-m", "bench.tune", "--config", str(config), "--out", str(out), "--no-progress"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while time.time() < deadline and len(list((out / "runs").glob("*.t*.json")) if (out / "runs").exists() else []) < 2:
+    while time.time() < deadline and len(list(out.glob("studies/*/runs/*.t*.json"))) < 2:
         time.sleep(0.2)
     time.sleep(0.5)  # into the middle of the next trial
     process.send_signal(signal.SIGKILL)
     process.wait()
     before = [row for row in trial_rows(out / "studies.db") if row[2] == "COMPLETE"]
-    assert len(before) >= 2
+    assert 2 <= len(before) < 6  # killed in the middle of the study
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
+    assert f"{6 - len(before)} trials run" in result.stdout  # exactly the ones that had not ended
     after = trial_rows(out / "studies.db")
     assert set(before) <= set(after)  # every trial completed before the kill is kept as it was
     complete = [row for row in after if row[2] == "COMPLETE"]
@@ -231,7 +233,10 @@ def test_a_sweep_runs_each_tuned_method_beside_its_default(tmp_path):
     assert "3 cells run" in result.stdout  # original, finetune, finetune+tuned (original has nothing to tune)
     entry = next(e for e in TunedFile.model_validate(yaml.safe_load(tuned.read_text())).entries if e.method == "finetune")
     record = json.loads((out / "runs" / "digits__class3__s0__finetune+tuned.json").read_text())
-    assert record["status"] == "ok" and record["params"] == {**record["params"], **entry.params}
+    from bench.registry import get_method
+
+    expected = get_method("finetune").Config.model_validate({"epochs": 1, **entry.params}).model_dump()
+    assert record["status"] == "ok" and record["params"] == expected and entry.params
     assert record["tuning"]["objective"] == entry.objective and record["tuning"]["budget"] == 3
     assert (out / "tuned.yaml").is_file()
     # a tuned file made for another recipe is refused before any work
@@ -263,5 +268,93 @@ def test_ray_tunes_the_same_studies_as_the_local_backend(tmp_path):
     assert trial_rows(tmp_path / "ray" / "studies.db") == trial_rows(tmp_path / "local" / "studies.db")
     entries = lambda path: TunedFile.model_validate(yaml.safe_load(path.read_text())).entries  # noqa: E731
     assert entries(first.tuned_file) == entries(local.tuned_file)
-    ray_record = json.loads(next((tmp_path / "ray" / "runs").glob("*finetune.t1.json")).read_text())
+    ray_record = json.loads(next((tmp_path / "ray").glob("studies/*/runs/*finetune.t1.json")).read_text())
     assert ray_record["env"]["ray_node"]  # the trial ran as a Ray task
+
+
+def drivers_for(tmp_path, **tuning):
+    """The studies of a tiny config and drivers on a fresh storage (no trial run)."""
+    from bench.studies import StudyDriver, plan_studies
+    from bench.tune import prepare_tuning_data
+
+    config = load_config(tune_config(tmp_path / "c.yaml", scenarios=["class:3"], tuning={"seeds": [100], "trials": 4, **tuning}))
+    specs = [s for s in plan_studies(config, prepare_tuning_data(config, torch.device("cpu"))) if s.space]
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    return config, specs[0], storage, lambda: StudyDriver(specs[0], storage, config.tuning, config.tuning.trials)
+
+
+def test_a_driver_killed_in_the_default_trial_runs_it_again_and_counts_only_ended_trials(tmp_path):
+    _config, spec, _storage, new_driver = drivers_for(tmp_path)
+    driver = new_driver()
+    number, params = driver.ask()
+    assert params == spec.defaults() == {"lr": 0.02, "epochs": 1}  # trial 0: the entry's own values
+    del driver  # killed while trial 0 ran
+    driver = new_driver()
+    assert driver.counted() == [] and driver.remaining() == 4
+    again, params = driver.ask()
+    assert again == number + 1 and params == {"lr": 0.02, "epochs": 1}  # the default, enqueued again
+    driver.tell(again, TrialOutcome("failed", reason="ValueError: the method's own failure"))
+    third, _ = driver.ask()
+    driver.abandon(third, "RuntimeError: a worker was lost")  # not the method's: not counted, no more asks this run
+    assert [t.number for t in driver.counted()] == [again] and driver.remaining() == 0
+    driver = new_driver()  # the next run goes on
+    assert driver.remaining() == 3
+    entry = driver.result("h")
+    assert entry.trials == 1 and entry.failed == 1 and entry.history == [None] and entry.params == {}
+
+
+def test_trials_asked_at_once_get_different_parameters(tmp_path):
+    _config, _spec, _storage, new_driver = drivers_for(tmp_path, parallel=3, startup_trials=2)
+    driver = new_driver()
+    asked = [driver.ask()[1] for _ in range(3)]
+    assert asked[0] == {"lr": 0.02, "epochs": 1} and asked[1] != asked[2] and len(driver.in_flight) == 3
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda raw, tuned: raw.update(seeds=[100], tuning={"seeds": [7]}), "seeds: 100 chose the tuned file's parameters"),
+    (lambda raw, tuned: raw["methods"][1]["params"].update(epochs=2), "was tuned from other base params"),
+    (lambda raw, tuned: tuned["entries"][1]["params"].update(lr=-1.0), "are not valid for 'finetune' (lr: Input should be greater than 0)"),
+    (lambda raw, tuned: tuned["entries"][1]["space"].update(lr="log-uniform [1, 2]"), "was tuned over another search space"),
+    (lambda raw, tuned: tuned["entries"][1]["defaults"].update(lr=0.5), "was tuned from other defaults"),
+    (lambda raw, tuned: raw["methods"].append({"name": "x+tuned", "method": "finetune"}), "names ending in '+tuned' are the tuned variants'"),
+])
+def test_a_tuned_file_that_does_not_fit_the_sweep_is_one_line_exit_2(tmp_path, change, message):
+    config_path = tune_config(tmp_path / "c.yaml", scenarios=["class:3"])
+    raw = yaml.safe_load(config_path.read_text())
+    tuned = {
+        "sweep": "tiny", "budget": 3, "tuning_seeds": [100], "validation_size": 0.1, "objective": "avg_gap", "config_hash": "x",
+        "entries": [
+            {"dataset": "digits", "scenario": "class:3", "method": "original", "method_class": "original", "dataset_hash": ""},
+            {"dataset": "digits", "scenario": "class:3", "method": "finetune", "method_class": "finetune",
+             "base_params": {"epochs": 1}, "space": {"lr": "log-uniform [0.0001, 0.1]", "epochs": "integer [1, 10]"},
+             "defaults": {"lr": 0.02, "epochs": 1}, "params": {"lr": 0.05, "epochs": 3}, "trials": 3},
+        ],
+    }
+    from bench.config import DatasetConfig, dataset_hash
+
+    for entry in tuned["entries"]:
+        entry["dataset_hash"] = dataset_hash(DatasetConfig.model_validate(raw["datasets"][0]))
+    raw["tuned"] = "tuned.yaml"
+    (tmp_path / "tuned.yaml").write_text(yaml.safe_dump(tuned))
+    config_path.write_text(yaml.safe_dump(raw))
+    assert load_config(config_path).tuned_variant("digits", "class:3", load_config(config_path).methods[1]).params == {"epochs": 3, "lr": 0.05}
+    change(raw, tuned)
+    (tmp_path / "tuned.yaml").write_text(yaml.safe_dump(tuned))
+    config_path.write_text(yaml.safe_dump(raw))
+    result = run_module("bench.sweep", "--config", str(config_path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_tuning_some_methods_keeps_every_entry_of_the_tuned_file(tmp_path):
+    config = tune_config(tmp_path / "c.yaml", scenarios=["class:3"], methods=[
+        "original", {"name": "finetune", "params": {"epochs": 1}}, {"name": "ft2", "method": "finetune", "params": {"epochs": 2}},
+    ], tuning={"seeds": [100], "trials": 2, "startup_trials": 2})
+    out = tmp_path / "tuning"
+    run = lambda *args: run_module("bench.tune", "--config", str(config), "--out", str(out), "--no-progress", *args)  # noqa: E731
+    assert "2 trials run" in run("--methods", "finetune").stdout
+    entries = {e.method: e for e in TunedFile.model_validate(yaml.safe_load((out / "tuned.yaml").read_text())).entries}
+    assert entries["finetune"].trials == 2 and entries["ft2"].trials == 0 and set(entries) == {"original", "finetune", "ft2"}
+    assert "2 trials run" in run("--methods", "ft2").stdout
+    again = {e.method: e for e in TunedFile.model_validate(yaml.safe_load((out / "tuned.yaml").read_text())).entries}
+    assert again["finetune"] == entries["finetune"] and again["ft2"].trials == 2
