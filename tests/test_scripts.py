@@ -63,3 +63,27 @@ def test_run_all_quick_profile_end_to_end(tmp_path):
 def test_run_all_rejects_an_unknown_profile():
     result = subprocess.run(["./run_all.sh", "huge"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "unknown profile 'huge'; allowed: " in result.stderr
+
+
+def test_default_vs_tuned_table_by_hand(tmp_path):
+    from bench.results import rebuild_results_csv
+    from conftest import hand_record, run_module, write_records
+
+    metrics = lambda gap, speedup: {  # noqa: E731
+        "forget_acc": 0.5, "retain_acc": 0.9, "test_acc": 0.8, "mia_entropy": 0.1, "avg_gap": gap, "speedup": speedup,
+    }
+    records = [hand_record("unsir", s, metrics(0.3 + s / 10, 2.0)) for s in (0, 1)]
+    records += [hand_record("unsir+tuned", s, metrics(0.1, 4.0 + 4 * s)) for s in (0, 1)]
+    records += [hand_record("retrain", 0, metrics(0.0, 1.0))]  # nothing tuned: no row
+    rebuild_results_csv(write_records(tmp_path, records))
+    result = run_module("scripts.default_vs_tuned", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| digits")]
+    assert rows == [
+        "| digits | class:3 | unsir | 0.500 | 0.900 | 0.800 | 0.100 | 0.350 | 0.50 |",
+        "| digits | class:3 | unsir+tuned | 0.500 | 0.900 | 0.800 | 0.100 | 0.100 | 0.19 |",  # mean of 1/4 and 1/8
+    ]
+    only_seed_1 = run_module("scripts.default_vs_tuned", str(tmp_path), "--seeds", "1").stdout
+    assert "| unsir | 0.500 | 0.900 | 0.800 | 0.100 | 0.400 |" in only_seed_1
+    missing = run_module("scripts.default_vs_tuned", str(tmp_path / "none"))
+    assert missing.returncode == 2 and "results.csv not found" in missing.stderr

@@ -1,0 +1,56 @@
+"""Print, as Markdown, each method's defaults against its tuned variant from a sweep's results:
+forget / retain / test accuracy, MIA, average gap and time ÷ retraining's, mean over the
+seeds present (the table of docs/tuning.md).
+
+    python scripts/default_vs_tuned.py results/cpu [--seeds 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_entropy", "avg_gap")
+SUFFIX = "+tuned"
+
+
+def table(results: Path, seeds: list[int] | None) -> str:
+    frame = pd.read_csv(results / "results.csv")
+    frame = frame[frame["status"] == "ok"]
+    if seeds is not None:
+        frame = frame[frame["seed"].isin(seeds)]
+    wide = frame.pivot_table(index=["dataset", "scenario", "method", "seed"], columns="metric", values="value")
+    wide["time_ratio"] = 1.0 / wide["speedup"]
+    means = wide.groupby(level=["dataset", "scenario", "method"]).mean()
+    lines = [
+        "| dataset | scenario | method | forget acc. | retain acc. | test acc. | MIA | avg. gap | time ÷ retrain |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for (dataset, scenario, method), row in means.iterrows():
+        if method.endswith(SUFFIX) or (dataset, scenario, method + SUFFIX) not in means.index:
+            continue
+        for name in (method, method + SUFFIX):
+            values = means.loc[(dataset, scenario, name)]
+            cells = " | ".join(f"{values[m]:.3f}" for m in METRICS)
+            lines.append(f"| {dataset} | {scenario} | {name} | {cells} | {values['time_ratio']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", type=Path, help="a sweep's results folder (with results.csv)")
+    parser.add_argument("--seeds", help="comma-separated seeds to average (default: all present)")
+    args = parser.parse_args(argv)
+    if not (args.results / "results.csv").is_file():
+        print(f"error: {args.results / 'results.csv'} not found; allowed: a folder python -m bench.sweep wrote", file=sys.stderr)
+        return 2
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    print(table(args.results, seeds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
