@@ -96,7 +96,7 @@ def run_tune(
         drivers = [StudyDriver(spec, storage, config.tuning, config.tuning.trials) for spec in specs]
         for driver in drivers:
             driver.stopped = only is not None and driver.spec.entry.name not in only
-        pending = sum(d.remaining() for d in drivers)
+        ended_before = sum(len(d.counted()) for d in drivers)
         if backend == "ray":
             from bench.ray_backend import tune_on_ray
 
@@ -105,7 +105,8 @@ def run_tune(
             tune_locally(config, drivers, datasets, out_dir, cache, device, progress)
         tuned_path = tuned_path or out_dir / "tuned.yaml"
         write_tuned_file(tuned_path, config, drivers, command, commit)
-    return TuneSummary(out_dir, tuned_path, pending, len(drivers))
+        ran = sum(len(d.counted()) for d in drivers) - ended_before  # trials that ended in this run
+    return TuneSummary(out_dir, tuned_path, ran, len(drivers))
 
 
 def tune_locally(
