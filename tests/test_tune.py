@@ -178,10 +178,18 @@ class NoisyTestDigits:
         return replace(data, test_x=noise, test_y=labels)
 
 
-register_dataset("digits_noisy_test", num_classes=10)(NoisyTestDigits.load)
+@pytest.fixture
+def noisy_test_digits():
+    """``digits_noisy_test`` registered for one test, then removed (other tests list the datasets)."""
+    from bench import data
+
+    register_dataset("digits_noisy_test", num_classes=10)(NoisyTestDigits.load)
+    yield
+    data._DATASETS.pop("digits_noisy_test", None)
+    data.load_dataset.cache_clear()
 
 
-def test_tuning_never_reads_the_test_set(tmp_path):
+def test_tuning_never_reads_the_test_set(tmp_path, noisy_test_digits):
     real = load_config(tune_config(tmp_path / "a.yaml", scenarios=["random:0.1"]))
     noisy = load_config(tune_config(
         tmp_path / "b.yaml", scenarios=["random:0.1"],
