@@ -13,24 +13,6 @@ from typing import Any, Union
 
 
 @dataclass(frozen=True)
-class LogUniform:
-    """A float drawn log-uniformly from [low, high] (learning rates, weights)."""
-
-    low: float
-    high: float
-    source: str
-
-    def describe(self) -> str:
-        return f"log-uniform [{self.low:g}, {self.high:g}]"
-
-    def contains(self, value: Any) -> bool:
-        return isinstance(value, (int, float)) and self.low <= value <= self.high
-
-    def ends(self) -> list[Any]:
-        return [self.low, self.high]
-
-
-@dataclass(frozen=True)
 class Uniform:
     """A float drawn uniformly from [low, high]."""
 
@@ -46,6 +28,14 @@ class Uniform:
 
     def ends(self) -> list[Any]:
         return [self.low, self.high]
+
+
+@dataclass(frozen=True)
+class LogUniform(Uniform):
+    """A float drawn log-uniformly from [low, high] (learning rates, weights)."""
+
+    def describe(self) -> str:
+        return f"log-uniform [{self.low:g}, {self.high:g}]"
 
 
 @dataclass(frozen=True)
@@ -90,10 +80,8 @@ SearchSpace = dict[str, Param]
 
 def suggest(trial: Any, name: str, param: Param) -> Any:
     """The value of ``name`` for an Optuna trial."""
-    if isinstance(param, LogUniform):
-        return trial.suggest_float(name, param.low, param.high, log=True)
-    if isinstance(param, Uniform):
-        return trial.suggest_float(name, param.low, param.high)
+    if isinstance(param, Uniform):  # LogUniform too
+        return trial.suggest_float(name, param.low, param.high, log=isinstance(param, LogUniform))
     if isinstance(param, IntRange):
         return trial.suggest_int(name, param.low, param.high, log=param.log)
     return trial.suggest_categorical(name, list(param.choices))
@@ -110,11 +98,11 @@ def check_space(method_name: str, space: SearchSpace, config_class: type) -> Non
     for name, param in space.items():
         if name not in config_class.model_fields:
             raise TypeError(f"method {method_name!r}: search space names {name!r}, not a field of its Config")
-        if not isinstance(param, (LogUniform, Uniform, IntRange, Choice)):
+        if not isinstance(param, (Uniform, IntRange, Choice)):
             raise TypeError(f"method {method_name!r}: search space entry {name!r} is not a LogUniform, Uniform, IntRange or Choice")
         if not param.source.strip():
             raise TypeError(f"method {method_name!r}: search space entry {name!r} has no source")
-        if isinstance(param, (LogUniform, Uniform, IntRange)) and not param.low < param.high:
+        if isinstance(param, (Uniform, IntRange)) and not param.low < param.high:
             raise TypeError(f"method {method_name!r}: search space entry {name!r} is empty (low must be below high)")
         if isinstance(param, LogUniform) and param.low <= 0:
             raise TypeError(f"method {method_name!r}: log-uniform entry {name!r} needs low > 0")

@@ -29,6 +29,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from bench.cells import environment, run_cell
+from bench.cli import BACKENDS, add_run_options, check_run_options
 from bench.config import SweepConfig, load_config, parse_int_list
 from bench.data import cache_root
 from bench.errors import UserError, cli_main
@@ -49,9 +50,6 @@ class SweepSummary:
     ran: int
     skipped: int
     failed: list[str]
-
-
-BACKENDS = ("local", "ray")
 
 
 
@@ -141,26 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="sweep profile, e.g. configs/quick.yaml")
     parser.add_argument("--out", help="results folder (default: results/<sweep>)")
-    parser.add_argument("--cache", help="model cache folder (default: $UNLEARN_CACHE or ~/.cache/unlearn-bench)")
     parser.add_argument("--seeds", help="comma-separated seeds, replacing the config's")
     parser.add_argument("--methods", help="comma-separated method names, replacing the config's")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config entry (dotted path), repeatable")
-    parser.add_argument("--backend", choices=BACKENDS, default="local",
-                        help="local: cells one after the other here; ray: Ray tasks (pip install -e '.[ray]')")
-    parser.add_argument("--address", help="with --backend ray: the cluster to join (default: start a local Ray instance)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_options(parser, "cells")
     return parser
 
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_run_options(args)
     seeds = parse_int_list(args.seeds, "--seeds") if args.seeds else None
     methods = [m for m in args.methods.split(",") if m] if args.methods else None
     config = load_config(args.config, args.set, seeds, methods)
     out_dir = Path(args.out) if args.out else Path("results") / config.sweep
-    if args.address and args.backend != "ray":
-        raise UserError("--address is for --backend ray; allowed: --backend ray --address ADDR, or neither")
     summary = run_sweep(
         config, out_dir, Path(args.cache) if args.cache else None, progress=not args.no_progress,
         backend=args.backend, address=args.address,

@@ -29,6 +29,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from bench.cells import code_commit, environment
+from bench.cli import BACKENDS, add_run_options, check_run_options
 from bench.config import SweepConfig, dataset_hash, load_config
 from bench.data import cache_root
 from bench.errors import UserError, cli_main
@@ -39,9 +40,6 @@ from bench.studies import StudyDriver, plan_studies
 from bench.train import resolve_device, use_numerics, warm_up
 from bench.trials import run_trial
 from bench.tuning_config import TunedFile
-
-BACKENDS = ("local", "ray")
-
 
 def tuning_view(config: SweepConfig) -> SweepConfig:
     """The config the tuner's cells run under: no tuned file (the tuner tunes the entries as
@@ -180,11 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trials", type=int, help="the budget: trials per study, the same for every method (default: tuning.trials)")
     parser.add_argument("--out", help="tuning folder (default: results/<sweep>/tuning)")
     parser.add_argument("--tuned", help="where to write the tuned file (default: <out>/tuned.yaml)")
-    parser.add_argument("--cache", help="model cache folder (default: $UNLEARN_CACHE or ~/.cache/unlearn-bench)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config entry (dotted path), repeatable")
-    parser.add_argument("--backend", choices=BACKENDS, default="local", help="local: trials one after the other here; ray: trials as Ray tasks")
-    parser.add_argument("--address", help="with --backend ray: the cluster to join (default: start a local Ray instance)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_options(parser, "trials")
     return parser
 
 
@@ -193,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.trials is not None and args.trials < 1:
         raise UserError(f"--trials {args.trials}: must be a positive integer")
-    if args.address and args.backend != "ray":
-        raise UserError("--address is for --backend ray; allowed: --backend ray --address ADDR, or neither")
+    check_run_options(args)
     overrides = [*args.set, *([f"tuning.trials={args.trials}"] if args.trials else [])]
     methods = [m for m in args.methods.split(",") if m] if args.methods else None
     config = load_config(args.config, overrides, read_tuned=False)

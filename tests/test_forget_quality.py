@@ -40,7 +40,7 @@ def brute_force_rates(u, r):
     return sorted(rates)
 
 
-def threshold_test_rates_match_enumeration():
+def test_threshold_test_rates_match_enumeration():
     rng = np.random.default_rng(1)
     u, r = rng.normal(size=7).round(1), rng.normal(0.5, size=5).round(1)  # ties included
     fpr, fnr = threshold_test_rates(u, r)
