@@ -240,7 +240,7 @@ def run_cell(
             "eval_s": eval_seconds, **costly,
         }
         record["memory_kind"] = "cuda_max_allocated" if models.device.type == "cuda" else "process_anon_rss_sampled"
-        original_histogram = prediction_histogram(reference.original_forget_logits, prepared.data.num_classes)
+        original_histogram = prediction_histogram(reference.original_forget_logits, len(histograms["model"]))
         record["prediction_histograms"] = {**histograms, "original": original_histogram.tolist()}
         record["method_log"] = task.log
         logits_file = record_path(out_dir, cell.cell_id).with_suffix(".logits.npz")

@@ -138,7 +138,13 @@ def reference_metrics(
     logits: dict[str, np.ndarray], reference: dict[str, np.ndarray], random_forget: np.ndarray, num_classes: int
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Distances to the retrained model (same dataset, scenario and seed) and to a randomly
-    initialised one, and the forget set's predicted-class histograms of both models."""
+    initialised one, and the forget set's predicted-class histograms of both models. A model
+    with more outputs than the references (boundary expand unpruned) is compared with them
+    as references that never predict the extra classes."""
+    width = logits["forget"].shape[1]
+    reference = {name: with_missing_outputs(value, width) for name, value in reference.items()}
+    random_forget = with_missing_outputs(random_forget, width)
+    num_classes = max(num_classes, width)
     metrics = {
         "js_retrain": mean_js(logits["forget"], reference["forget"]),
         "js_retrain_test": mean_js(logits["test"], reference["test"]),
@@ -153,6 +159,16 @@ def reference_metrics(
         "retrain": prediction_histogram(reference["forget"], num_classes).tolist(),
     }
     return metrics, histograms
+
+
+def with_missing_outputs(logits: np.ndarray, width: int) -> np.ndarray:
+    """``logits`` widened to ``width`` columns by outputs the model lacks: each 100 below the
+    row's smallest logit, so their probability is under e^-100 and every divergence stays finite."""
+    missing = width - logits.shape[1]
+    if missing <= 0 or len(logits) == 0:
+        return logits
+    floor = logits.min(axis=1, keepdims=True) - 100
+    return np.concatenate([logits, np.repeat(floor, missing, axis=1)], axis=1).astype(logits.dtype)
 
 
 def gap_metrics(metrics: dict[str, float], reference_metrics: dict[str, float]) -> dict[str, float]:

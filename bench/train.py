@@ -233,13 +233,16 @@ def train(
     loss_fn: LossFn | None = None,
     progress: str | None = None,
     hook: StepHook | None = None,
+    frozen_batchnorm: bool = False,
 ) -> TrainLog:
     """Train ``model`` in place on uint8 ``images`` and int64 ``labels``.
 
     The data is moved to the model's device once; every random choice (order,
     augmentation) comes from ``generator``. ``loss_fn(logits, labels)`` defaults to
     cross-entropy with the recipe's label smoothing. ``hook`` sees every batch's
-    indices (into ``images``) before and after its update.
+    indices (into ``images``) before and after its update. ``frozen_batchnorm`` keeps
+    batch-norm layers in eval mode: they normalise with, and never update, their running
+    statistics (their affine weights still train).
     """
     device = next(model.parameters()).device
     images, labels = images.to(device), labels.to(device)
@@ -252,6 +255,10 @@ def train(
     synchronize(device)
     start = time.perf_counter()
     model.train()
+    if frozen_batchnorm:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
     forward = compiled(model)
     epochs = tqdm(range(recipe.epochs), desc=progress, leave=False, disable=progress is None, delay=2)
     for _epoch in epochs:

@@ -13,11 +13,17 @@ from bench.train import Recipe, train
 @register("finetune")
 class Finetune(UnlearningMethod):
     """Continue training the original model on the retain set alone, so that the
-    forget set's influence fades (Golatkar et al. 2020, "Eternal Sunshine", the
-    fine-tune baseline). Defaults are this benchmark's specification (issue #2), in the
-    range the fine-tune baselines of Jia et al. 2023 and SalUn (Fan et al. 2024) search,
-    not copied from either: 5 epochs, SGD lr 0.02, momentum 0.9, weight decay 5e-4. The
-    schedule (constant) and batch size (the original recipe's) are chosen here.
+    forget set's influence fades (Golatkar et al. 2020, "Eternal Sunshine", the fine-tune
+    baseline). Defaults: SSD's ``finetune`` (Foster et al., AAAI 2024,
+    if-loops/selective-synaptic-dampening ``src/forget_*_strategies.py::finetune`` and
+    ``src/utils.py::fit_one_cycle``): 5 epochs, SGD lr 0.02, momentum 0.9 without Nesterov,
+    weight decay 5e-4, a constant rate, no augmentation.
+
+    | aspect | SSD's code | here |
+    | --- | --- | --- |
+    | epochs, optimiser, schedule | 5, SGD 0.02, momentum 0.9, wd 5e-4, constant | the same |
+    | augmentation | none (``transform_unlearning``) | the same (``augment``) |
+    | batch size | 64 for class forgetting (``-b``), 128 for random (hard-coded) | the original recipe's (``batch_size`` sets it) |
     """
 
     class Config(MethodConfig):
@@ -27,6 +33,7 @@ class Finetune(UnlearningMethod):
         weight_decay: float = Field(5e-4, ge=0)
         schedule: Literal["constant", "cosine", "onecycle"] = "constant"
         batch_size: int | None = Field(None, ge=1)
+        augment: bool = False
 
     search_space = {
         "lr": LogUniform(1e-4, 1e-1, "FT's lr in [1e-4, 1e-1], 10 epochs: the grid of SalUn's authors (Unlearn-WorstCase App. B1, quoted in OPTML-Group/Unlearn-WorstCase issue #1)"),
@@ -43,7 +50,7 @@ class Finetune(UnlearningMethod):
             nesterov=False,
             weight_decay=c.weight_decay,
             schedule=c.schedule,
-            augment=task.recipe.augment,
+            augment=c.augment,
         )
         log = train(model, task.retain_x, task.retain_y, recipe, task.preprocess, task.generator)
         task.log["epoch_loss"] = log.epoch_loss

@@ -1,14 +1,14 @@
-"""Choose FC+ALB's default learning rate and epochs on a validation split of the training data.
+"""Choose FC+ALB's default learning rate and step budget on a validation split of the training data.
 
     python scripts/select_fcalb_defaults.py
 
 On digits, the training set alone is used: class 3 is the forget set, 20% of the other
 classes' training samples (stratified, seed 0) are held out as validation, and the original
 model is trained on the rest plus the forget set with the quick profile's recipe. For each
-(lr, epochs) of a small grid, FC+ALB unlearns and we read the forget-set accuracy (training
+(lr, step_share) of a small grid, FC+ALB unlearns and we read the forget-set accuracy (training
 data) and the validation accuracy. The rule: the highest validation accuracy among the
 settings whose forget accuracy is at most 5% (a retrained model's is 0 for a whole class);
-ties go to fewer epochs. No test data is read.
+ties go to fewer steps. No test data is read.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from bench.registry import UnlearnTask, get_method, load_plugins
 from bench.splits import parse_scenario
 from bench.train import Preprocess, Recipe, train
 
-LRS = (0.03, 0.1, 0.3)
-EPOCHS = (10, 20, 40)
+LRS = (0.01, 0.03, 0.1)
+SHARES = (0.02, 0.05, 0.1)
 
 
 def main() -> None:
@@ -44,9 +44,9 @@ def main() -> None:
     original = build_model("cnn", 1, 10, 8, seed=0)
     train(original, data.train_x[fit], y[fit], recipe, pre, torch.Generator().manual_seed(0))
     fcalb = get_method("fcalb")
-    print(f"{'lr':>6} {'epochs':>6} {'forget_acc':>10} {'val_acc':>8}")
+    print(f"{'lr':>6} {'share':>6} {'forget_acc':>10} {'val_acc':>8}")
     rows = []
-    for lr, epochs in itertools.product(LRS, EPOCHS):
+    for lr, share in itertools.product(LRS, SHARES):
         model = build_model("cnn", 1, 10, 8, seed=0)
         model.load_state_dict(original.state_dict())
         task = UnlearnTask(
@@ -54,14 +54,14 @@ def main() -> None:
             num_classes=10, scenario=parse_scenario("class:3", 10), new_model=lambda s: build_model("cnn", 1, 10, 8, s),
             device=torch.device("cpu"), generator=torch.Generator().manual_seed(1), preprocess=pre, recipe=recipe, seed=0,
         )
-        model = fcalb(fcalb.Config(lr=lr, epochs=epochs)).unlearn(model, task)
+        model = fcalb(fcalb.Config(lr=lr, step_share=share)).unlearn(model, task)
         forget_acc = accuracy(predict_logits(model, data.train_x[forget], pre), y[forget].numpy())
         val_acc = accuracy(predict_logits(model, data.train_x[val], pre), y[val].numpy())
-        rows.append((lr, epochs, forget_acc, val_acc))
-        print(f"{lr:>6} {epochs:>6} {forget_acc:>10.4f} {val_acc:>8.4f}")
+        rows.append((lr, share, forget_acc, val_acc))
+        print(f"{lr:>6} {share:>6} {forget_acc:>10.4f} {val_acc:>8.4f}")
     eligible = [r for r in rows if r[2] <= 0.05] or rows
     best = max(eligible, key=lambda r: (r[3], -r[1]))
-    print(f"chosen: lr={best[0]}, epochs={best[1]} (forget {best[2]:.4f}, validation {best[3]:.4f})")
+    print(f"chosen: lr={best[0]}, step_share={best[1]} (forget {best[2]:.4f}, validation {best[3]:.4f})")
 
 
 if __name__ == "__main__":

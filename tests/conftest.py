@@ -1,4 +1,5 @@
-"""Shared test set-up: an isolated cache, no downloads, helpers for the real data and the CLIs."""
+"""Shared test set-up: an isolated cache, no downloads, helpers for the real data, the CLIs and
+the methods' tests."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import copy
+
 import pytest
+import torch
 import yaml
+
+from bench.data import load_dataset
+from bench.models import build_model
+from bench.registry import UnlearnTask, get_method
+from bench.splits import make_split, parse_scenario
+from bench.train import Preprocess, Recipe, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,7 +87,7 @@ def hand_record(
     if histograms is not None:
         record["prediction_histograms"] = histograms
     if epochs is not None:
-        record["method_log"] = {"epochs": epochs}
+        record["method_log"] = {"rounds": epochs}
     if status == "not_applicable":
         record["reason"] = error
     return record
@@ -102,3 +112,35 @@ def require_tool(available: bool, what: str) -> None:
     if os.environ.get("UNLEARN_REQUIRE_TOOLS"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+# Methods on digits with a small trained model (tests of methods' properties).
+RECIPE = Recipe(epochs=10, batch_size=64, lr=0.05)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    data = load_dataset("digits")
+    pre = Preprocess(*data.channel_stats(), None)
+    model = build_model("cnn", 1, 10, 8, seed=0)
+    train(model, data.train_x, data.train_y, RECIPE, pre, torch.Generator().manual_seed(0))
+    return data, pre, model
+
+
+def make_task(digits, spec="class:3", seed=0) -> UnlearnTask:
+    data, pre, _ = digits
+    split = make_split(parse_scenario(spec, 10), data.train_y, seed)
+    return UnlearnTask(
+        forget_x=data.train_x[split.forget], forget_y=data.train_y[split.forget],
+        retain_x=data.train_x[split.retain], retain_y=data.train_y[split.retain],
+        num_classes=10, scenario=parse_scenario(spec, 10), new_model=lambda s: build_model("cnn", 1, 10, 8, s),
+        device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed), preprocess=pre, recipe=RECIPE, seed=seed,
+    )
+
+
+def run(name, digits, task=None, **params):
+    method_class = get_method(name)
+    method = method_class(method_class.Config(**params))
+    task = task or make_task(digits)
+    model = method.unlearn(copy.deepcopy(digits[2]), task)
+    return method, model, task

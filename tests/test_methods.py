@@ -15,50 +15,19 @@ from bench.config import load_config
 from bench.data import load_dataset
 from bench.models import build_model
 from bench.registry import UnlearnTask, get_method
-from bench.splits import make_split, parse_scenario
+from bench.splits import parse_scenario
 from bench.sweep import run_sweep
 from bench.train import Preprocess, Recipe, train
 from bench.update_record import TrainingRecord, UpdateRecorder
-from conftest import ROOT, write_config
+from conftest import ROOT, make_task, run, write_config
 from methods.amnesiac import random_wrong_labels
-
-RECIPE = Recipe(epochs=10, batch_size=64, lr=0.05)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = load_dataset("digits")
-    pre = Preprocess(*data.channel_stats(), None)
-    model = build_model("cnn", 1, 10, 8, seed=0)
-    train(model, data.train_x, data.train_y, RECIPE, pre, torch.Generator().manual_seed(0))
-    return data, pre, model
-
-
-def make_task(digits, spec="class:3", seed=0) -> UnlearnTask:
-    data, pre, _ = digits
-    split = make_split(parse_scenario(spec, 10), data.train_y, seed)
-    return UnlearnTask(
-        forget_x=data.train_x[split.forget], forget_y=data.train_y[split.forget],
-        retain_x=data.train_x[split.retain], retain_y=data.train_y[split.retain],
-        num_classes=10, scenario=parse_scenario(spec, 10), new_model=lambda s: build_model("cnn", 1, 10, 8, s),
-        device=torch.device("cpu"), generator=torch.Generator().manual_seed(seed), preprocess=pre, recipe=RECIPE, seed=seed,
-    )
-
-
-def run(name, digits, task=None, **params):
-    method_class = get_method(name)
-    method = method_class(method_class.Config(**params))
-    task = task or make_task(digits)
-    model = method.unlearn(copy.deepcopy(digits[2]), task)
-    return method, model, task
-
 
 def test_the_task_carries_no_test_data():
     assert not [f.name for f in dataclasses.fields(UnlearnTask) if "test" in f.name]
 
 
 def test_fcalb_teacher_is_frozen_untrained_and_never_updated(digits):
-    method, _, task = run("fcalb", digits, epochs=2)
+    method, _, task = run("fcalb", digits, step_share=0.01)
     fresh = task.new_model(task.log["teacher_seed"])
     for (name, value), expected in zip(method.teacher.state_dict().items(), fresh.state_dict().values()):
         assert torch.equal(value, expected), name
@@ -70,19 +39,29 @@ def test_fcalb_teacher_is_frozen_untrained_and_never_updated(digits):
 
 @pytest.mark.parametrize("balancer", ["dwa", "uncertainty", "gradnorm", "fixed"])
 def test_fcalb_balancer_weights_stay_positive_and_finite(digits, balancer):
-    _, model, task = run("fcalb", digits, epochs=4, balancer=balancer)
-    epochs = task.log["epochs"]
-    assert len(epochs) == 4
-    for epoch in epochs:
+    _, model, task = run("fcalb", digits, step_share=0.1, rounds=4, balancer=balancer)
+    rounds = task.log["rounds"]
+    assert [r["steps"] for r in rounds] == [6, 6, 6, 5] and task.log["steps"] == 23  # 10% of 10 epochs × 23 batches
+    for entry in rounds:
         for key in ("forget_weight", "retain_weight", "forget_loss", "retain_loss"):
-            assert math.isfinite(epoch[key]), (key, epoch)
-        assert epoch["forget_weight"] > 0 and epoch["retain_weight"] > 0
-    assert epochs[-1]["forget_loss"] < epochs[0]["forget_loss"]  # the features move toward the teacher's
+            assert math.isfinite(entry[key]), (key, entry)
+        assert entry["forget_weight"] > 0 and entry["retain_weight"] > 0
+    assert rounds[-1]["forget_loss"] < rounds[0]["forget_loss"]  # the features move toward the teacher's
+
+
+def test_fcalb_steps_do_not_grow_with_the_forget_set(digits):
+    """The budget is a share of the original training's steps: one class (~10% of the
+    data) and 30% at random take the same number of steps."""
+    small, large = make_task(digits, "class:3"), make_task(digits, "random:0.3")
+    assert len(large.forget_y) > 2.5 * len(small.forget_y)
+    run("fcalb", digits, small, step_share=0.02)
+    run("fcalb", digits, large, step_share=0.02)
+    assert small.log["steps"] == large.log["steps"] == 5
 
 
 def test_fc_only_has_no_recover_task(digits):
-    _, _, task = run("fcalb", digits, epochs=2, recover=False)
-    assert all(e["retain_loss"] is None and e["forget_weight"] == 1.0 for e in task.log["epochs"])
+    _, _, task = run("fcalb", digits, step_share=0.02, recover=False)
+    assert all(e["retain_loss"] is None and e["forget_weight"] == 1.0 for e in task.log["rounds"])
 
 
 def test_dwa_weights_known_answer():
@@ -121,9 +100,11 @@ def test_amnesiac_lowers_forget_accuracy(digits):
     assert forget_acc < 0.5
 
 
-def test_amnesiac_undo_restores_the_training_stopped_before_the_last_batch():
+@pytest.mark.parametrize("undo_buffers", [True, False])
+def test_amnesiac_undo_restores_the_training_stopped_before_the_last_batch(undo_buffers):
     """Forget samples only in the last batch of a one-epoch training: undoing them gives
-    exactly the parameters (and batch-norm statistics) from before that batch."""
+    exactly the parameters from before that batch, and the batch-norm statistics from
+    before it too (``undo_buffers``, the default) or those after it (Graves' code)."""
     data = load_dataset("digits")
     x, y = data.train_x[:200], data.train_y[:200]
     pre = Preprocess(*data.channel_stats(), None)
@@ -150,9 +131,11 @@ def test_amnesiac_undo_restores_the_training_stopped_before_the_last_batch():
     recorder = UpdateRecorder({"last": last_batch}, 200)
     model = build_model("cnn", 1, 10, 8, seed=0)
     train(model, x, y, recipe, pre, torch.Generator().manual_seed(5), hook=recorder)
+    trained = copy.deepcopy(model.state_dict())
     record = TrainingRecord.from_tensors(recorder.tensors(), "last", model)
     assert record.batches == 1
-    method = get_method("amnesiac_undo")()
+    method_class = get_method("amnesiac_undo")
+    method = method_class(method_class.Config(undo_buffers=undo_buffers))
     task = UnlearnTask(
         forget_x=x[last_batch], forget_y=y[last_batch], retain_x=x, retain_y=y, num_classes=10,
         scenario=parse_scenario("random:0.1", 10), new_model=lambda s: build_model("cnn", 1, 10, 8, s),
@@ -160,35 +143,11 @@ def test_amnesiac_undo_restores_the_training_stopped_before_the_last_batch():
         training_record=record,
     )
     undone = method.unlearn(model, task)
+    parameters = {name for name, _ in undone.named_parameters()}
     for name, value in undone.state_dict().items():
-        assert torch.equal(value, snapshot.before_last[name]), name
-
-
-def test_boundary_shrink_moves_every_sample_to_a_wrong_class(digits):
-    method, model, task = run("boundary_shrink", digits)
-    neighbours = method.nearest_wrong_labels(copy.deepcopy(digits[2]).eval(), task)
-    assert not bool((neighbours == task.forget_y).any())
-    assert sum(task.log["moved_to"]) == len(task.forget_y) and task.log["moved_to"][3] == 0
-
-
-def test_boundary_expand_returns_the_original_output_size(digits):
-    _, model, task = run("boundary_expand", digits)
-    assert model.head.out_features == 10 and isinstance(model.head, torch.nn.Linear)
-    assert model(task.preprocess(task.forget_x[:4])).shape == (4, 10)
-
-
-@pytest.mark.parametrize("spec", ["class:3", "random:0.1"])
-def test_unsir_noise_raises_the_loss_of_its_label(digits, spec):
-    method_class = get_method("unsir")
-    method = method_class(method_class.Config(noise_batch_size=32, noise_repeats=2))
-    task = make_task(digits, spec)
-    model = copy.deepcopy(digits[2])
-    noise = method.error_maximising_noise(model, task, 3)
-    assert noise.shape == (32, 1, 8, 8)
-    ce = task.log["noise_ce"]["3"]
-    assert ce["end"] > ce["start"] + 1.0
-    method.unlearn(model, task)
-    assert set(task.log["noise_ce"]) == {str(label) for label in task.forget_y.unique().tolist()}
+        expected = snapshot.before_last if name in parameters or undo_buffers else trained
+        assert torch.equal(value, expected[name]), name
+    assert any("running_mean" in name and not torch.equal(trained[name], snapshot.before_last[name]) for name in trained)
 
 
 def test_amnesiac_undo_over_budget_is_not_applicable(tmp_path):

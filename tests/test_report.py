@@ -59,7 +59,7 @@ def hand_records(seeds=SEEDS, sweep: str = "hand") -> list[dict]:
             if method == "finetune" and seed == 2:
                 continue  # a missing cell: the report must list it
             cls = "fcalb" if method.startswith("fcalb") else method
-            params = {"balancer": "fixed" if method == "fcalb_fixed" else "dwa", "epochs": 4} if cls == "fcalb" else {}
+            params = {"balancer": "fixed" if method == "fcalb_fixed" else "dwa", "step_share": 0.05} if cls == "fcalb" else {}
             records.append(hand_record(
                 method, seed, {m: value(method, m, seed) for m in VALUES[method]}, method_class=cls, params=params, sweep=sweep,
                 histograms=HISTOGRAM, epochs=EPOCHS if cls == "fcalb" else None,

@@ -1,4 +1,4 @@
-"""The two commands of the README, run as a user runs them."""
+"""The commands of the README and the docs' table scripts, run as a user runs them."""
 
 from __future__ import annotations
 
@@ -87,3 +87,27 @@ def test_default_vs_tuned_table_by_hand(tmp_path):
     assert "| unsir | 0.500 | 0.900 | 0.800 | 0.100 | 0.400 |" in only_seed_1
     missing = run_module("scripts.default_vs_tuned", str(tmp_path / "none"))
     assert missing.returncode == 2 and "results.csv not found" in missing.stderr
+
+
+def test_option_effects_table_by_hand(tmp_path):
+    from conftest import hand_record, run_module, write_records
+
+    metrics = lambda forget, speedup: {  # noqa: E731
+        "forget_acc": forget, "retain_acc": 0.9, "test_acc": 0.8, "test_rest_acc": 0.85, "avg_gap": 0.1, "speedup": speedup,
+    }
+    defaults = {"lr": 1e-5, "batchnorm": "train"}
+    records = [hand_record("boundary_shrink", s, metrics(0.2 + s / 10, 2.0), params=defaults) for s in (0, 1)]
+    records += [hand_record("shrink_frozen_bn", s, metrics(0.9, 4.0), method_class="boundary_shrink",
+                            params={**defaults, "batchnorm": "frozen"}) for s in (0, 1)]
+    records += [hand_record("finetune", 0, metrics(0.5, 1.0), params={"lr": 0.02})]  # no variant: no row
+    write_records(tmp_path, records)
+    result = run_module("scripts.option_effects", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| digits")]
+    assert rows == [
+        "| digits | class:3 | boundary_shrink | defaults | 0.250 | 0.900 | 0.800 | 0.850 | 0.100 | 0.50 |",
+        "| digits | class:3 | boundary_shrink | batchnorm=frozen | 0.900 | 0.900 | 0.800 | 0.850 | 0.100 | 0.25 |",
+    ]
+    assert "| defaults | 0.300 |" in run_module("scripts.option_effects", str(tmp_path), "--seeds", "1").stdout
+    missing = run_module("scripts.option_effects", str(tmp_path / "none"))
+    assert missing.returncode == 2 and "runs not found" in missing.stderr

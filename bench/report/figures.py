@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report.load import GROUP, Results
+from bench.report.load import GROUP, Results, balance_log
 from bench.report.tables import (
     HIGHER_IS_BETTER, RETRAIN, ReportOptions, group_slug, group_title, method_order,
 )
@@ -256,17 +256,18 @@ CURVES = ("forget_loss", "retain_loss", "forget_weight", "retain_weight")
 
 
 def balance_curves(results: Results, group: tuple, options: ReportOptions, folder: Path) -> Figure | None:
-    """Per epoch, the proposed method's (and its variants') forget and retain losses and the
-    balancer's weights, from the run records' ``method_log``; mean over seeds, band = min–max."""
+    """Per round (per epoch in records older than the step budget), the proposed method's
+    (and its variants') forget and retain losses and the balancer's weights, from the run
+    records' ``method_log``; mean over seeds, band = min–max."""
     runs: dict[str, list[pd.DataFrame]] = {}
     for record in results.records:
         if (record["dataset"], record["model"], record["scenario"]) != group or record["status"] != "ok":
             continue
-        epochs = (record.get("method_log") or {}).get("epochs") or []
-        if not epochs or "forget_weight" not in epochs[0]:
+        rounds = balance_log(record)
+        if not rounds or "forget_weight" not in rounds[0]:
             continue
-        frame = pd.DataFrame(epochs).reindex(columns=list(CURVES)).astype(float)
-        frame["epoch"] = np.arange(1, len(frame) + 1)
+        frame = pd.DataFrame(rounds).reindex(columns=list(CURVES)).astype(float)
+        frame["round"] = np.arange(1, len(frame) + 1)
         runs.setdefault(record["method"], []).append(frame)
     if not runs:
         return None
@@ -274,7 +275,7 @@ def balance_curves(results: Results, group: tuple, options: ReportOptions, folde
     plt = _pyplot()
     figure, axes = plt.subplots(1, len(CURVES), figsize=(3.0 * len(CURVES), 2.6), squeeze=False)
     for i, method in enumerate(order):
-        stacked = pd.concat(runs[method]).groupby("epoch")
+        stacked = pd.concat(runs[method]).groupby("round")
         mean, low, high = stacked.mean(), stacked.min(), stacked.max()
         for ax, curve in zip(axes[0], CURVES):
             if mean[curve].notna().any():
@@ -283,15 +284,15 @@ def balance_curves(results: Results, group: tuple, options: ReportOptions, folde
                 ax.fill_between(mean.index, low[curve], high[curve], color=GRAYS[(i + 1) % len(GRAYS)], alpha=0.4, linewidth=0)
     for ax, curve in zip(axes[0], CURVES):
         ax.set_title(curve.replace("_", " "))
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("round")
         if curve.endswith("loss"):
             ax.set_yscale("log")
     handles, labels = axes[0][0].get_legend_handles_labels()  # every variant has a forget loss
     axes[0][-1].legend(handles, labels, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    figure.suptitle(f"{options.proposed or 'balanced methods'}: losses and balance weights per epoch, {group_title(group)}", fontsize=9)
+    figure.suptitle(f"{options.proposed or 'balanced methods'}: losses and balance weights per round, {group_title(group)}", fontsize=9)
     figure.tight_layout()
     return _save(figure, folder, f"balance__{group_slug(group)}", f"Losses and balance weights: {group_title(group)}",
-                 "Per epoch, mean over seeds (band: min–max); from the run records' method_log.")
+                 "Per round of the step budget, mean over seeds (band: min–max); from the run records' method_log.")
 
 
 def tuning_figures(results, folder: Path) -> list[Figure]:

@@ -1,0 +1,148 @@
+"""The baselines behave as their authors' public code does by default (docs/methods.md), and
+each named departure does what its name says. On digits with a small trained model."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from bench.config import load_config
+from bench.evaluate import with_missing_outputs
+from bench.registry import get_method
+from bench.sweep import run_sweep
+from conftest import make_task, run, write_config
+
+
+def running_statistics(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.clone() for name, value in model.state_dict().items() if "running_" in name}
+
+
+def shrink(**params):
+    method_class = get_method("boundary_shrink")
+    return method_class(method_class.Config(**params))
+
+
+def test_fgsm_images_lie_on_the_pixel_grid_in_the_unit_interval(digits):
+    """The authors' FGSM: 0.1 in [0, 1] pixel space, clamped, rounded to 1/255."""
+    task = make_task(digits)
+    images = task.forget_x[:64]
+    x = task.preprocess(images)
+    sign = torch.sign(torch.randn(x.shape, generator=torch.Generator().manual_seed(0)))
+    attacked = shrink().adversarial(images, x, sign, task)
+    mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in (task.preprocess.mean, task.preprocess.std))
+    pixels = (attacked * std + mean) * 255
+    assert torch.allclose(pixels, pixels.round(), atol=1e-3)  # on the 1/255 grid
+    assert float(pixels.min()) > -1e-3 and float(pixels.max()) < 255 + 1e-3
+    step = (pixels.round() - images.float()) * sign
+    moved = (pixels.round() > 0) & (pixels.round() < 255)  # not clamped
+    assert set(step[moved].unique().tolist()) <= {25.0, 26.0}  # 0.1 × 255 = 25.5, rounded
+    # in normalised space the step is 0.1 there, neither clamped nor rounded
+    assert torch.equal(shrink(bound_space="normalised").adversarial(images, x, sign, task), x + 0.1 * sign)
+
+
+def test_boundary_shrink_relabels_with_the_plain_argmax_by_default(digits):
+    """The code's label is the attacked logits' arg-max, the true class included; the
+    ``nearest_wrong`` option never keeps the true label."""
+    task = make_task(digits)
+    frozen = copy.deepcopy(digits[2]).eval()
+    plain = shrink().attacked_labels(frozen, task)
+    images = task.forget_x
+    x = task.preprocess(images).requires_grad_(True)
+    frozen.requires_grad_(False)
+    (grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(frozen(x), task.forget_y), x)
+    with torch.no_grad():
+        expected = frozen(shrink().adversarial(images, x, grad.sign(), task)).argmax(1)
+    assert torch.equal(plain, expected)
+    wrong = shrink(label_rule="nearest_wrong").attacked_labels(frozen, task)
+    assert not bool((wrong == task.forget_y).any())
+    assert torch.equal(wrong[plain != task.forget_y], plain[plain != task.forget_y])
+    _, _, logged = run("boundary_shrink", digits)
+    assert logged.log["attack_success"] == pytest.approx(float((plain != task.forget_y).float().mean()))
+
+
+@pytest.mark.parametrize("name", ["boundary_shrink", "boundary_expand"])
+def test_frozen_batchnorm_leaves_the_running_statistics_unchanged(digits, name):
+    before = running_statistics(digits[2])
+    _, frozen, _ = run(name, digits, batchnorm="frozen", lr=1e-3)
+    _, trained, _ = run(name, digits, lr=1e-3)  # train mode (the code's): re-estimated on forget batches
+    for key, value in running_statistics(frozen).items():
+        assert torch.equal(value, before[key]), key
+    assert any(not torch.equal(value, before[key]) for key, value in running_statistics(trained).items())
+
+
+def test_boundary_expand_shadow_row_is_xavier_normal_with_zero_bias(digits):
+    method_class = get_method("boundary_expand")
+    d, k = 128, 10
+    weight, bias = method_class().shadow_row(d, k, torch.Generator().manual_seed(0))
+    assert float(bias) == 0.0 and weight.shape == (d,)
+    assert float(weight.std()) == pytest.approx(math.sqrt(2 / (d + k + 1)), rel=0.2)
+    uniform, uniform_bias = method_class(method_class.Config(shadow_init="uniform")).shadow_row(d, k, torch.Generator())
+    assert float(uniform.abs().max()) <= 1 / math.sqrt(d) and float(uniform_bias) != 0.0
+
+
+def test_boundary_expand_unpruned_keeps_the_shadow_output_and_is_evaluated(tmp_path):
+    """SalUn's variant: k+1 outputs, evaluated against references that never predict the shadow class."""
+    config = load_config(write_config(
+        tmp_path / "c.yaml", scenarios=["class:3"],
+        methods=["original", "retrain", {"name": "expand_unpruned", "method": "boundary_expand", "params": {"prune": False}}],
+    ))
+    summary = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False)
+    table = pd.read_csv(summary.results_csv)
+    rows = table[table.method == "expand_unpruned"].set_index("metric")["value"]
+    assert set(table[table.method == "expand_unpruned"]["status"]) == {"ok"}
+    for metric in ("forget_acc", "js_retrain", "kl_retrain", "pred_dist_js", "zrf", "avg_gap"):
+        assert math.isfinite(rows[metric]), metric
+    logits = np.load(tmp_path / "out" / "runs" / "digits__class3__s0__expand_unpruned.logits.npz")["logits_forget"]
+    assert logits.shape[1] == 11
+
+
+def test_missing_outputs_have_probability_under_e_to_the_minus_100():
+    logits = np.array([[1.0, 3.0], [0.0, -2.0]], dtype=np.float32)
+    wide = with_missing_outputs(logits, 3)
+    assert np.array_equal(wide[:, :2], logits) and wide[:, 2].tolist() == [-99.0, -102.0]
+    assert with_missing_outputs(logits, 2) is logits
+
+
+def unsir(**params):
+    method_class = get_method("unsir")
+    return method_class(method_class.Config(noise_batch_size=32, noise_repeats=2, **params))
+
+
+@pytest.mark.parametrize(("per_repeat", "expected"), [("channels", 1), ("all", 32)])
+def test_unsir_noise_images_per_repetition(digits, per_repeat, expected):
+    """The code keeps ``batch[0].size(0)`` noise images per repetition: the channel count
+    (1 on digits); ``all`` keeps the whole optimised batch."""
+    task = make_task(digits, "random:0.1")
+    unsir(noise_per_repeat=per_repeat).unlearn(copy.deepcopy(digits[2]), task)
+    labels = len(task.forget_y.unique())
+    assert task.log["noise_used"] == expected * 2 * labels
+
+
+@pytest.mark.parametrize(("mode", "moves"), [("train", True), ("eval", False)])
+def test_unsir_noise_is_optimised_in_train_mode(digits, mode, moves):
+    """In train mode (both codes) batch norm sees the noise batch and updates its running statistics."""
+    model = copy.deepcopy(digits[2])
+    before = running_statistics(model)
+    noise = unsir(noise_mode=mode).error_maximising_noise(model, make_task(digits), 3)
+    assert noise.shape == (32, 1, 8, 8)
+    changed = any(not torch.equal(value, before[key]) for key, value in running_statistics(model).items())
+    assert changed == moves
+    assert all(p.requires_grad for p in model.parameters())  # the weights are trainable again after
+
+
+@pytest.mark.parametrize("spec", ["class:3", "random:0.1"])
+def test_unsir_noise_raises_the_loss_of_its_label(digits, spec):
+    task = make_task(digits, spec)
+    method = unsir()
+    model = copy.deepcopy(digits[2])
+    method.error_maximising_noise(model, task, 3)
+    ce = task.log["noise_ce"]["3"]
+    assert ce["end"] > ce["start"] + 1.0
+    method.unlearn(model, task)
+    assert set(task.log["noise_ce"]) == {str(label) for label in task.forget_y.unique().tolist()}
