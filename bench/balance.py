@@ -79,7 +79,7 @@ class Fixed(Balancer):
 class DynamicWeightAverage(Balancer):
     """Dynamic Weight Average (Liu, Johns & Davison 2019, "End-to-End Multi-Task Learning
     with Attention", eq. 7): w_k(t) = K·softmax_k(r_k(t−1)/T) with r_k(t−1) = L_k(t−1)/L_k(t−2),
-    the ratio of the task's last two epoch losses; w = 1 for the first two epochs. T = 2
+    the ratio of the task's last two epoch losses (FC+ALB's rounds); w = 1 for the first two. T = 2
     as in the paper. A task whose loss falls more slowly gets more weight."""
 
     OPTIONS = ("temperature",)

@@ -6,6 +6,7 @@ A sweep is ``datasets × scenarios × seeds × methods``. Every error names the 
 
 from __future__ import annotations
 
+import json
 import re
 import typing
 from pathlib import Path
@@ -227,8 +228,9 @@ class SweepConfig(BaseModel):
 
     def _check_tuned(self, tuned: TunedFile) -> None:
         """The tuned file's seeds must not be reported, and every entry this sweep would run
-        must come from the same dataset config, base parameters, search space and defaults,
-        with values the method accepts; otherwise they were chosen for another setting."""
+        must come from the same dataset config, base parameters, search space and defaults
+        (every parameter of the method, so a changed default refuses it), with values the
+        method accepts; otherwise they were chosen for another setting."""
         shared = sorted(set(self.seeds) & set(tuned.tuning_seeds))
         if shared:
             raise ValueError(f"seeds: {', '.join(map(str, shared))} chose the tuned file's parameters (its tuning_seeds); a sweep must not report them")
@@ -250,6 +252,10 @@ class SweepConfig(BaseModel):
             resolved = method.resolved_params()
             if entry.defaults != {name: resolved[name] for name in space}:
                 raise ValueError(f"{where} was tuned from other defaults ({entry.defaults}); {again}")
+            plain = json.loads(json.dumps(resolved))  # as the tuned file holds them: tuples are lists
+            if entry.method_params != plain:
+                changed = sorted(k for k in {*entry.method_params, *plain} if entry.method_params.get(k) != plain.get(k))
+                raise ValueError(f"{where} was tuned with other method parameters (differing: {', '.join(changed)}); {again}")
             try:
                 get_method(method.method).Config.model_validate({**method.params, **entry.params})
             except ValidationError as error:

@@ -9,6 +9,7 @@ budget; a trial left running by a killed driver is marked failed and does not co
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -64,12 +65,13 @@ def study_key(
     dataset: DatasetConfig, fingerprint: str, spec: str, entry: MethodEntry, tuning: TuningConfig,
     evaluation: EvaluationConfig, numerics: dict[str, Any],
 ) -> str:
-    """Hash of everything that decides a study's trials; the budget is not in it (a larger
-    budget continues the study)."""
+    """Hash of everything that decides a study's trials, the method's defaults included (a
+    changed default starts a new study); the budget is not in it (a larger budget continues
+    the study)."""
     space = get_method(entry.method).search_space
     return stable_hash({
         "dataset": dataset.model_dump(), "fingerprint": fingerprint, "scenario": spec, "method": entry.method,
-        "params": entry.params, "space": {n: [p.describe(), p.source] for n, p in space.items()},
+        "params": entry.resolved_params(), "space": {n: [p.describe(), p.source] for n, p in space.items()},
         "tuning": tuning.model_dump(exclude={"trials", "parallel"}), "evaluation": evaluation.model_dump(exclude={"batch_size"}),
         "numerics": numerics, "versions": [TRAINING_VERSION, METRICS_VERSION],
     }, length=64)
@@ -178,7 +180,8 @@ class StudyDriver:
         spec = self.spec
         return TunedEntry(
             dataset=spec.dataset.name, scenario=spec.scenario.spec, method=spec.entry.name, method_class=spec.entry.method,
-            base_params=spec.entry.params, dataset_hash=dataset_hash, space=describe_space(spec.space),
+            base_params=spec.entry.params, method_params=json.loads(json.dumps(spec.entry.resolved_params())), dataset_hash=dataset_hash,
+            space=describe_space(spec.space),
             defaults=spec.own_values(), params=dict(best.params) if best else {}, objective=best.value if best else None,
             default_objective=default.value if default else None, trials=len(trials),
             failed=sum(t.state == TrialState.FAIL for t in trials), rejected=sum(t.state == TrialState.PRUNED for t in trials),

@@ -242,7 +242,7 @@ def train(
     cross-entropy with the recipe's label smoothing. ``hook`` sees every batch's
     indices (into ``images``) before and after its update. ``frozen_batchnorm`` keeps
     batch-norm layers in eval mode: they normalise with, and never update, their running
-    statistics (their affine weights still train).
+    statistics (their affine weights still train); they are left in eval mode afterwards.
     """
     device = next(model.parameters()).device
     images, labels = images.to(device), labels.to(device)

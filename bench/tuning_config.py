@@ -58,6 +58,7 @@ class TunedEntry(BaseModel):
     method: str  # the sweep's entry name (an ablation keeps its own)
     method_class: str
     base_params: dict[str, Any] = {}
+    method_params: dict[str, Any] = {}  # every parameter of the method as tuned, defaults included
     dataset_hash: str
     space: dict[str, str] = {}
     defaults: dict[str, Any] = {}  # the entry's own values of the space's parameters

@@ -15,6 +15,7 @@ from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
 from bench.search_space import LogUniform
 from bench.train import Recipe, train
 
+
 class BoundaryConfig(MethodConfig):
     """Fine-tuning on the forget set only: SGD lr 1e-5, momentum 0.9, 10 epochs, batches of
     64, no weight decay, constant lr, no augmentation, batch norm in train mode (the authors'

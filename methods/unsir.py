@@ -36,7 +36,7 @@ class UNSIR(UnlearningMethod):
     | model mode while the noise is optimised | NB and SSD: train (batch statistics; running statistics updated) | the same (``noise_mode="train"``); ``"eval"`` freezes batch norm |
     | noise steps, lr, λ, batch | NB: 5 × 8 steps, Adam 0.1, λ 0.1, 256 (SSD: 25 steps, 32) | NB's |
     | retain subset | NB: first 1,000 per class (SSD: 500) | NB's 1,000, drawn at random per class (seeded): dataset order is arbitrary |
-    | noise label | NB: 0 for every class (a bug); SSD: the forgotten class | SSD's |
+    | noise label | NB: 0 for every class (a bug); SSD: the forgotten class | SSD's (``noise_label="forgotten"``); ``"zero"`` is NB's |
     | impair / repair | NB: Adam 0.02 / 0.01, one epoch each, batch 256 (SSD: Adam 1e-4) | NB's |
     | random-sample forgetting | neither code supports it | one noise batch per label of the forget set (chosen here) |
 
@@ -53,6 +53,7 @@ class UNSIR(UnlearningMethod):
         noise_repeats: int = Field(20, ge=1)
         noise_per_repeat: Literal["channels", "all"] = "channels"
         noise_mode: Literal["train", "eval"] = "train"
+        noise_label: Literal["forgotten", "zero"] = "forgotten"
         retain_per_class: int = Field(1000, ge=1)
         impair_lr: float = Field(0.02, gt=0)
         repair_lr: float = Field(0.01, gt=0)
@@ -75,8 +76,8 @@ class UNSIR(UnlearningMethod):
         retain_y = task.retain_y[retain]
         used = task.forget_x.shape[1] if c.noise_per_repeat == "channels" else c.noise_batch_size
         noise_x = torch.cat([noise[:used].repeat(c.noise_repeats, 1, 1, 1) for noise in noises.values()])
-        noise_y = torch.cat([torch.full((len(n[:used]) * c.noise_repeats,), label, device=task.device)
-                             for label, n in noises.items()])
+        noise_y = torch.cat([torch.full((len(n[:used]) * c.noise_repeats,), label if c.noise_label == "forgotten" else 0,
+                                        device=task.device) for label, n in noises.items()])
         step = dict(batch_size=c.batch_size, optimizer="adam", weight_decay=0.0, schedule="constant", augment=False)
         impair = train(model, torch.cat([noise_x, retain_x]), torch.cat([noise_y, retain_y]),
                        Recipe(epochs=c.impair_epochs, lr=c.impair_lr, **step), task.preprocess, task.generator)

@@ -3,12 +3,11 @@ the methods' tests."""
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
 from pathlib import Path
-
-import copy
 
 import pytest
 import torch
@@ -73,7 +72,7 @@ def run_module(module: str, *args: str, env: dict[str, str] | None = None, cwd: 
 def hand_record(
     method: str, seed: int, metrics: dict[str, float] | None = None, *, scenario: str = "class:3", dataset: str = "digits",
     status: str = "ok", sweep: str = "hand", method_class: str | None = None, params: dict | None = None,
-    histograms: dict[str, list[float]] | None = None, epochs: list[dict] | None = None, error: str | None = None,
+    histograms: dict[str, list[float]] | None = None, rounds: list[dict] | None = None, error: str | None = None,
 ) -> dict:
     """A run record made by hand, with the fields the report reads, for tests whose answers are known."""
     record = {
@@ -86,8 +85,8 @@ def hand_record(
     }
     if histograms is not None:
         record["prediction_histograms"] = histograms
-    if epochs is not None:
-        record["method_log"] = {"rounds": epochs}
+    if rounds is not None:
+        record["method_log"] = {"rounds": rounds}
     if status == "not_applicable":
         record["reason"] = error
     return record

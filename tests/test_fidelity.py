@@ -59,6 +59,7 @@ def test_boundary_shrink_relabels_with_the_plain_argmax_by_default(digits):
     with torch.no_grad():
         expected = frozen(shrink().adversarial(images, x, grad.sign(), task)).argmax(1)
     assert torch.equal(plain, expected)
+    assert bool((plain == task.forget_y).any()) and bool((plain != task.forget_y).any())  # the rules differ here
     wrong = shrink(label_rule="nearest_wrong").attacked_labels(frozen, task)
     assert not bool((wrong == task.forget_y).any())
     assert torch.equal(wrong[plain != task.forget_y], plain[plain != task.forget_y])

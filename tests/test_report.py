@@ -40,7 +40,7 @@ VALUES = {
                     "avg_gap": [0.06, 0.08, 0.05], "time_s": [2.5, 2.4, 2.6], "speedup": [4.0, 4.6, 4.8], "peak_mem_mib": 980.0},
 }
 HISTOGRAM = {"model": [0.5, 0.0, 0.5], "retrain": [0.4, 0.2, 0.4], "original": [0.0, 1.0, 0.0]}
-EPOCHS = [{"forget_loss": 0.5 / (e + 1), "retain_loss": 0.1, "forget_weight": 1.0 + 0.1 * e, "retain_weight": 1.0 - 0.1 * e} for e in range(4)]
+ROUNDS = [{"forget_loss": 0.5 / (e + 1), "retain_loss": 0.1, "forget_weight": 1.0 + 0.1 * e, "retain_weight": 1.0 - 0.1 * e} for e in range(4)]
 
 
 def value(method: str, metric: str, seed: int) -> float:
@@ -62,7 +62,7 @@ def hand_records(seeds=SEEDS, sweep: str = "hand") -> list[dict]:
             params = {"balancer": "fixed" if method == "fcalb_fixed" else "dwa", "step_share": 0.05} if cls == "fcalb" else {}
             records.append(hand_record(
                 method, seed, {m: value(method, m, seed) for m in VALUES[method]}, method_class=cls, params=params, sweep=sweep,
-                histograms=HISTOGRAM, epochs=EPOCHS if cls == "fcalb" else None,
+                histograms=HISTOGRAM, rounds=ROUNDS if cls == "fcalb" else None,
             ))
         records.append(hand_record("broken", seed, status="failed", error="RuntimeError: boom", sweep=sweep))
     if 0 in seeds:
@@ -330,3 +330,11 @@ def test_tuning_table_marks_and_study_figure(tmp_path):
     (folder / "tuned.yaml").write_text("budget: many\n")
     result = run_module("bench.report", "--results", str(folder), "--out", str(tmp_path / "again"))
     assert result.returncode == 2 and "tuned.yaml" in result.stderr and not (tmp_path / "again").exists()
+
+
+def test_balance_log_reads_rounds_and_the_epochs_of_older_records():
+    from bench.report.load import balance_log
+
+    assert balance_log({"method_log": {"rounds": ROUNDS}}) == ROUNDS
+    assert balance_log({"method_log": {"epochs": ROUNDS}}) == ROUNDS  # FC+ALB's records before its step budget
+    assert balance_log({"method_log": {"rounds": 5, "epochs": [1, 2]}}) == [] and balance_log({}) == []

@@ -324,6 +324,7 @@ def test_trials_asked_at_once_get_different_parameters(tmp_path):
     (lambda raw, tuned: tuned["entries"][1]["params"].update(lr=-1.0), "are not valid for 'finetune' (lr: Input should be greater than 0)"),
     (lambda raw, tuned: tuned["entries"][1]["space"].update(lr="log-uniform [1, 2]"), "was tuned over another search space"),
     (lambda raw, tuned: tuned["entries"][1]["defaults"].update(lr=0.5), "was tuned from other defaults"),
+    (lambda raw, tuned: tuned["entries"][1]["method_params"].update(momentum=0.5), "was tuned with other method parameters (differing: momentum)"),
     (lambda raw, tuned: raw["methods"].append({"name": "x+tuned", "method": "finetune"}), "names ending in '+tuned' are the tuned variants'"),
 ])
 def test_a_tuned_file_that_does_not_fit_the_sweep_is_one_line_exit_2(tmp_path, change, message):
@@ -340,8 +341,11 @@ def test_a_tuned_file_that_does_not_fit_the_sweep_is_one_line_exit_2(tmp_path, c
     }
     from bench.config import DatasetConfig, dataset_hash
 
+    from bench.registry import get_method
+
     for entry in tuned["entries"]:
         entry["dataset_hash"] = dataset_hash(DatasetConfig.model_validate(raw["datasets"][0]))
+        entry["method_params"] = get_method(entry["method_class"]).Config.model_validate(entry.get("base_params", {})).model_dump()
     raw["tuned"] = "tuned.yaml"
     (tmp_path / "tuned.yaml").write_text(yaml.safe_dump(tuned))
     config_path.write_text(yaml.safe_dump(raw))

@@ -72,19 +72,20 @@ def check_record(record: dict[str, Any], path: Path) -> None:
         isinstance(h, list) and all(_is_number(x) for x in h) for h in histograms.values()
     ):
         raise UserError(f"{where} has malformed prediction_histograms; they must map names to lists of numbers")
-    for key in BALANCE_LOG_KEYS:
-        rounds = (record.get("method_log") or {}).get(key, [])
-        if not isinstance(rounds, list) or not all(isinstance(e, dict) for e in rounds):
-            raise UserError(f"{where} has a malformed method_log.{key}; it must be a list of objects")
 
 
 BALANCE_LOG_KEYS = ("rounds", "epochs")  # FC+ALB's log per round; "epochs" in records before its step budget
 
 
 def balance_log(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The losses and balance weights a record's method logged per round (or per epoch)."""
+    """The losses and balance weights a record's method logged per round (or per epoch): a
+    list of objects; anything else a method logs under those names is not a balance log."""
     log = record.get("method_log") or {}
-    return next((log[key] for key in BALANCE_LOG_KEYS if log.get(key)), [])
+    for key in BALANCE_LOG_KEYS:
+        value = log.get(key)
+        if isinstance(value, list) and value and all(isinstance(entry, dict) for entry in value):
+            return value
+    return []
 
 
 def read_folder(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
