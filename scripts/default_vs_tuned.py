@@ -1,6 +1,7 @@
 """Print, as Markdown, each method's defaults against its tuned variant from a sweep's results:
 forget / retain / test accuracy, MIA, average gap and time ÷ retraining's, mean over the
-seeds present (the table of docs/tuning.md).
+seeds present (the table of docs/tuning.md); the untouched original model opens each
+dataset and scenario.
 
     python scripts/default_vs_tuned.py results/cpu [--seeds 0]
 """
@@ -15,6 +16,7 @@ import pandas as pd
 
 METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_entropy", "avg_gap")
 SUFFIX = "+tuned"
+ORIGINAL = "original"  # the untouched model, first in each group: what doing nothing scores
 
 
 def table(results: Path, seeds: list[int] | None) -> str:
@@ -32,7 +34,9 @@ def table(results: Path, seeds: list[int] | None) -> str:
     for (dataset, scenario, method), row in means.iterrows():
         if method.endswith(SUFFIX) or (dataset, scenario, method + SUFFIX) not in means.index:
             continue
-        for name in (method, method + SUFFIX):
+        first = not any(line.startswith(f"| {dataset} | {scenario} |") for line in lines)
+        names = ([ORIGINAL] if first and (dataset, scenario, ORIGINAL) in means.index else []) + [method, method + SUFFIX]
+        for name in names:
             values = means.loc[(dataset, scenario, name)]
             cells = " | ".join(f"{values[m]:.3f}" for m in METRICS)
             lines.append(f"| {dataset} | {scenario} | {name} | {cells} | {values['time_ratio']:.2f} |")

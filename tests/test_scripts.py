@@ -75,11 +75,13 @@ def test_default_vs_tuned_table_by_hand(tmp_path):
     records = [hand_record("unsir", s, metrics(0.3 + s / 10, 2.0)) for s in (0, 1)]
     records += [hand_record("unsir+tuned", s, metrics(0.1, 4.0 + 4 * s)) for s in (0, 1)]
     records += [hand_record("retrain", 0, metrics(0.0, 1.0))]  # nothing tuned: no row
+    records += [hand_record("original", 0, metrics(0.5, float("inf")))]  # opens the group: doing nothing costs nothing
     rebuild_results_csv(write_records(tmp_path, records))
     result = run_module("scripts.default_vs_tuned", str(tmp_path))
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| digits")]
     assert rows == [
+        "| digits | class:3 | original | 0.500 | 0.900 | 0.800 | 0.100 | 0.500 | 0.00 |",
         "| digits | class:3 | unsir | 0.500 | 0.900 | 0.800 | 0.100 | 0.350 | 0.50 |",
         "| digits | class:3 | unsir+tuned | 0.500 | 0.900 | 0.800 | 0.100 | 0.100 | 0.19 |",  # mean of 1/4 and 1/8
     ]
