@@ -68,6 +68,13 @@ class FCALB(UnlearningMethod):
     64, 10 rounds, retain budget 10% of the retain set, MSE on the penultimate features,
     DWA with T = 2 (its paper's value), GradNorm α = 1.5. The teacher's seed is the cell's
     seed + 7919, so it never shares the original's initialisation.
+
+    | aspect | the paper's text (no public code) | here |
+    | --- | --- | --- |
+    | forget | features of the forget samples pulled toward a random, never-trained model's | MSE on the penultimate features (``distance``, ``feature_layers``) |
+    | recover | fine-tune on a small part of the remaining data | cross-entropy on a class-balanced ``retain_budget`` of the retain set, in the same step |
+    | balance | adaptive, as a multi-task problem | ``balancer``: DWA by default; uncertainty, GradNorm, fixed |
+    | budget | not given | ``step_share`` of the original training's steps (cost independent of the forget set) |
     """
 
     class Config(MethodConfig):

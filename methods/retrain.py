@@ -11,6 +11,11 @@ class Retrain(UnlearningMethod):
     weight distances between the two are meaningful) trained with the original recipe
     on the retain set only. It is the very model the evaluation compares against,
     trained once and cached; its time is the time that training took.
+
+    | aspect | the literature's retrain baseline (SalUn's ``retrain``, SSD's ``retrain``) | here |
+    | --- | --- | --- |
+    | initialisation | fresh | fresh, the original's seed (a weight distance to it means something) |
+    | recipe | the original's, on the retain set | the same |
     """
 
     needs = frozenset({"retrain_reference"})
