@@ -31,11 +31,10 @@ def table(results: Path, seeds: list[int] | None) -> str:
         "| dataset | scenario | method | forget acc. | retain acc. | test acc. | MIA | avg. gap | time ÷ retrain |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for (dataset, scenario, method), row in means.iterrows():
-        if method.endswith(SUFFIX) or (dataset, scenario, method + SUFFIX) not in means.index:
-            continue
-        first = not any(line.startswith(f"| {dataset} | {scenario} |") for line in lines)
-        names = ([ORIGINAL] if first and (dataset, scenario, ORIGINAL) in means.index else []) + [method, method + SUFFIX]
+    for (dataset, scenario), group in means.groupby(level=["dataset", "scenario"]):
+        methods = group.index.get_level_values("method")
+        tuned = [m for m in methods if not m.endswith(SUFFIX) and m + SUFFIX in methods]
+        names = ([ORIGINAL] if tuned and ORIGINAL in methods else []) + [n for m in tuned for n in (m, m + SUFFIX)]
         for name in names:
             values = means.loc[(dataset, scenario, name)]
             cells = " | ".join(f"{values[m]:.3f}" for m in METRICS)
