@@ -74,10 +74,7 @@ class UNSIR(UnlearningMethod):
         retain = per_class_subset(task.retain_y, c.retain_per_class, task.generator).to(task.device)
         retain_x = task.preprocess(task.retain_x[retain])
         retain_y = task.retain_y[retain]
-        used = task.forget_x.shape[1] if c.noise_per_repeat == "channels" else c.noise_batch_size
-        noise_x = torch.cat([noise[:used].repeat(c.noise_repeats, 1, 1, 1) for noise in noises.values()])
-        noise_y = torch.cat([torch.full((len(n[:used]) * c.noise_repeats,), label if c.noise_label == "forgotten" else 0,
-                                        device=task.device) for label, n in noises.items()])
+        noise_x, noise_y = self.noise_set(noises, task)
         step = dict(batch_size=c.batch_size, optimizer="adam", weight_decay=0.0, schedule="constant", augment=False)
         impair = train(model, torch.cat([noise_x, retain_x]), torch.cat([noise_y, retain_y]),
                        Recipe(epochs=c.impair_epochs, lr=c.impair_lr, **step), task.preprocess, task.generator)
@@ -86,6 +83,17 @@ class UNSIR(UnlearningMethod):
         task.log.update(impair_loss=impair.epoch_loss, repair_loss=repair.epoch_loss, retain_used=len(retain),
                         noise_used=len(noise_y))
         return model
+
+    def noise_set(self, noises: dict[int, torch.Tensor], task: UnlearnTask) -> tuple[torch.Tensor, torch.Tensor]:
+        """The impair step's noise images and labels: of each label's optimised batch, the
+        first ``channels`` images (``batch[0].size(0)`` in both codes) or all of them, each
+        repeated ``noise_repeats`` times, labelled with the forgotten label (SSD) or 0 (NB)."""
+        c = self.config
+        used = task.forget_x.shape[1] if c.noise_per_repeat == "channels" else c.noise_batch_size
+        noise_x = torch.cat([noise[:used].repeat(c.noise_repeats, 1, 1, 1) for noise in noises.values()])
+        noise_y = torch.cat([torch.full((len(n[:used]) * c.noise_repeats,), label if c.noise_label == "forgotten" else 0,
+                                        device=task.device) for label, n in noises.items()])
+        return noise_x, noise_y
 
     def error_maximising_noise(self, model: nn.Module, task: UnlearnTask, label: int) -> torch.Tensor:
         """Noise that maximises the model's cross-entropy for ``label`` (its weights fixed; in

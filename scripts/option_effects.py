@@ -44,9 +44,9 @@ def table(results: Path, seeds: list[int] | None) -> str:
             continue
         option = "defaults" if method == method_class else changed(params[method], params[method_class])
         means = [np.mean([run.get(metric, math.nan) for run in runs]) for metric in METRICS]
-        ratio = np.mean([1 / run["speedup"] for run in runs])
+        ratio = np.mean([1 / run.get("speedup", math.nan) for run in runs])  # a record without a time: –
         values = " | ".join("–" if math.isnan(v) else f"{v:.3f}" for v in means)
-        lines.append(f"| {dataset} | {scenario} | {method_class} | {option} | {values} | {ratio:.2f} |")
+        lines.append(f"| {dataset} | {scenario} | {method_class} | {option} | {values} | {'–' if math.isnan(ratio) else f'{ratio:.2f}'} |")
     return "\n".join(lines)
 
 
@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.results / "runs").is_dir():
         print(f"error: {args.results / 'runs'} not found; allowed: a folder python -m bench.sweep wrote", file=sys.stderr)
         return 2
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        print(f"error: --seeds {args.seeds!r} is not a comma-separated list of integers, e.g. --seeds 0,1", file=sys.stderr)
+        return 2
     print(table(args.results, seeds))
     return 0
 

@@ -56,8 +56,9 @@ def test_boundary_shrink_relabels_with_the_plain_argmax_by_default(digits):
     x = task.preprocess(images).requires_grad_(True)
     frozen.requires_grad_(False)
     (grad,) = torch.autograd.grad(torch.nn.functional.cross_entropy(frozen(x), task.forget_y), x)
+    pixels = torch.round((images.float() / 255 + 0.1 * grad.sign()).clamp(0, 1) * 255)  # adv_generator.py's FGSM
     with torch.no_grad():
-        expected = frozen(shrink().adversarial(images, x, grad.sign(), task)).argmax(1)
+        expected = frozen(task.preprocess(pixels.to(torch.uint8))).argmax(1)
     assert torch.equal(plain, expected)
     assert bool((plain == task.forget_y).any()) and bool((plain != task.forget_y).any())  # the rules differ here
     wrong = shrink(label_rule="nearest_wrong").attacked_labels(frozen, task)
@@ -115,22 +116,23 @@ def unsir(**params):
     return method_class(method_class.Config(noise_batch_size=32, noise_repeats=2, **params))
 
 
-@pytest.mark.parametrize(("per_repeat", "expected"), [("channels", 1), ("all", 32)])
-def test_unsir_noise_images_per_repetition(digits, per_repeat, expected):
-    """The code keeps ``batch[0].size(0)`` noise images per repetition: the channel count
-    (1 on digits); ``all`` keeps the whole optimised batch."""
+@pytest.mark.parametrize(("params", "expected"), [({}, 1), ({"noise_per_repeat": "all"}, 32)])
+def test_unsir_noise_images_per_repetition(digits, params, expected):
+    """By default, as the code, ``batch[0].size(0)`` noise images per repetition: the channel
+    count (1 on digits); ``all`` keeps the whole optimised batch."""
     task = make_task(digits, "random:0.1")
-    unsir(noise_per_repeat=per_repeat).unlearn(copy.deepcopy(digits[2]), task)
+    unsir(**params).unlearn(copy.deepcopy(digits[2]), task)
     labels = len(task.forget_y.unique())
     assert task.log["noise_used"] == expected * 2 * labels
 
 
-@pytest.mark.parametrize(("mode", "moves"), [("train", True), ("eval", False)])
-def test_unsir_noise_is_optimised_in_train_mode(digits, mode, moves):
-    """In train mode (both codes) batch norm sees the noise batch and updates its running statistics."""
+@pytest.mark.parametrize(("params", "moves"), [({}, True), ({"noise_mode": "eval"}, False)])
+def test_unsir_noise_is_optimised_in_train_mode(digits, params, moves):
+    """By default in train mode (both codes): batch norm sees the noise batch and updates its
+    running statistics; ``eval`` leaves them."""
     model = copy.deepcopy(digits[2])
     before = running_statistics(model)
-    noise = unsir(noise_mode=mode).error_maximising_noise(model, make_task(digits), 3)
+    noise = unsir(**params).error_maximising_noise(model, make_task(digits), 3)
     assert noise.shape == (32, 1, 8, 8)
     changed = any(not torch.equal(value, before[key]) for key, value in running_statistics(model).items())
     assert changed == moves
@@ -147,3 +149,60 @@ def test_unsir_noise_raises_the_loss_of_its_label(digits, spec):
     assert ce["end"] > ce["start"] + 1.0
     method.unlearn(model, task)
     assert set(task.log["noise_ce"]) == {str(label) for label in task.forget_y.unique().tolist()}
+
+
+@pytest.mark.parametrize(("params", "labels"), [({}, [3, 3, 5, 5]), ({"noise_label": "zero"}, [0, 0, 0, 0])])
+def test_unsir_noise_label(digits, params, labels):
+    """SSD labels the noise with the label it was optimised for (the default); the notebook
+    labels every noise image 0. One channel on digits: one image of each batch, twice."""
+    task = make_task(digits)
+    noises = {3: torch.randn(32, 1, 8, 8), 5: torch.randn(32, 1, 8, 8)}
+    noise_x, noise_y = unsir(**params).noise_set(noises, task)
+    assert noise_y.tolist() == labels
+    assert torch.equal(noise_x, torch.cat([noises[3][:1], noises[3][:1], noises[5][:1], noises[5][:1]]))
+
+
+# (aspect, method, field, value): the authors' code's numbers (docs/methods.md)
+AUTHORS_DEFAULTS = [
+    ("UNSIR noise per repetition (both codes)", "unsir", "noise_per_repeat", "channels"),
+    ("UNSIR noise in train mode (both codes)", "unsir", "noise_mode", "train"),
+    ("UNSIR retain subset (the notebook)", "unsir", "retain_per_class", 1000),
+    ("UNSIR repetitions (the notebook)", "unsir", "noise_repeats", 20),
+    ("UNSIR impair / repair lr (the notebook)", "unsir", "impair_lr", 0.02),
+    ("UNSIR impair / repair lr (the notebook)", "unsir", "repair_lr", 0.01),
+    ("FGSM bound in pixel space", "boundary_shrink", "bound_space", "pixel"),
+    ("FGSM bound", "boundary_shrink", "bound", 0.1),
+    ("new label: plain arg-max", "boundary_shrink", "label_rule", "argmax"),
+    ("fine-tune in train mode", "boundary_shrink", "batchnorm", "train"),
+    ("boundary lr", "boundary_shrink", "lr", 1e-5),
+    ("shadow row init", "boundary_expand", "shadow_init", "xavier_normal"),
+    ("shadow class pruned", "boundary_expand", "prune", True),
+    ("SSD's amnesiac batch", "amnesiac", "batch_size", 128),
+    ("SSD's amnesiac: no augmentation", "amnesiac", "augment", False),
+    ("SSD's amnesiac: Adam 1e-4, 3 epochs", "amnesiac", "lr", 1e-4),
+    ("SSD's amnesiac: Adam 1e-4, 3 epochs", "amnesiac", "epochs", 3),
+    ("exact undo (issue 13)", "amnesiac_undo", "undo_buffers", True),
+    ("no repair after the undo (the paper's point)", "amnesiac_undo", "repair_epochs", 0),
+    ("SSD's finetune: no augmentation", "finetune", "augment", False),
+    ("SSD's finetune: SGD 0.02, 5 epochs", "finetune", "lr", 0.02),
+    ("SSD's finetune: SGD 0.02, 5 epochs", "finetune", "epochs", 5),
+]
+
+
+@pytest.mark.parametrize(("aspect", "name", "field", "value"), AUTHORS_DEFAULTS)
+def test_defaults_are_the_authors_code(aspect, name, field, value):
+    assert getattr(get_method(name).Config(), field) == value, aspect
+
+
+def test_boundary_expand_prunes_by_default_and_writes_the_shadow_row(digits):
+    """Pruned (the code): k outputs, the first k rows fine-tuned; unpruned: row k is the
+    xavier-normal shadow row with zero bias (lr 1e-12 leaves it where it was written)."""
+    head = digits[2].head
+    _, pruned, _ = run("boundary_expand", digits)
+    assert pruned.head.out_features == head.out_features
+    method, wide, task = run("boundary_expand", digits, prune=False, lr=1e-12)
+    weight, bias = method.shadow_row(head.in_features, head.out_features, make_task(digits).generator)
+    assert wide.head.out_features == head.out_features + 1
+    assert torch.allclose(wide.head.weight[-1], weight, atol=1e-6) and abs(float(wide.head.bias[-1].detach()) - float(bias)) < 1e-6
+    assert float(bias) == 0.0
+    assert torch.allclose(wide.head.weight[:-1], head.weight, atol=1e-6)

@@ -9,6 +9,7 @@ import math
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from bench.balance import make_balancer
 from bench.config import load_config
@@ -105,11 +106,10 @@ def test_amnesiac_lowers_forget_accuracy(digits):
     assert forget_acc < original_acc - 0.3  # SSD's 3 epochs at Adam 1e-4, batches of 128: 0.53 here
 
 
-@pytest.mark.parametrize("undo_buffers", [True, False])
-def test_amnesiac_undo_restores_the_training_stopped_before_the_last_batch(undo_buffers):
-    """Forget samples only in the last batch of a one-epoch training: undoing them gives
-    exactly the parameters from before that batch, and the batch-norm statistics from
-    before it too (``undo_buffers``, the default) or those after it (Graves' code)."""
+def last_batch_undo(**params):
+    """A one-epoch digits training whose forget samples all lie in its last batch, undone by
+    ``amnesiac_undo(**params)``: (the undone model, the state before the last batch, the
+    trained state, the task)."""
     data = load_dataset("digits")
     x, y = data.train_x[:200], data.train_y[:200]
     pre = Preprocess(*data.channel_stats(), None)
@@ -140,19 +140,39 @@ def test_amnesiac_undo_restores_the_training_stopped_before_the_last_batch(undo_
     record = TrainingRecord.from_tensors(recorder.tensors(), "last", model)
     assert record.batches == 1
     method_class = get_method("amnesiac_undo")
-    method = method_class(method_class.Config(undo_buffers=undo_buffers))
+    method = method_class(method_class.Config(**params))
     task = UnlearnTask(
         forget_x=x[last_batch], forget_y=y[last_batch], retain_x=x, retain_y=y, num_classes=10,
         scenario=parse_scenario("random:0.1", 10), new_model=lambda s: build_model("cnn", 1, 10, 8, s),
         device=torch.device("cpu"), generator=torch.Generator(), preprocess=pre, recipe=recipe, seed=0,
         training_record=record,
     )
-    undone = method.unlearn(model, task)
+    return method.unlearn(model, task), snapshot.before_last, trained, task
+
+
+@pytest.mark.parametrize("undo_buffers", [True, False])
+def test_amnesiac_undo_restores_the_training_stopped_before_the_last_batch(undo_buffers):
+    """Forget samples only in the last batch of a one-epoch training: undoing them gives
+    exactly the parameters from before that batch, and the batch-norm statistics from
+    before it too (``undo_buffers``, the default) or those after it (Graves' code)."""
+    undone, before_last, trained, _ = last_batch_undo(undo_buffers=undo_buffers)
     parameters = {name for name, _ in undone.named_parameters()}
     for name, value in undone.state_dict().items():
-        expected = snapshot.before_last if name in parameters or undo_buffers else trained
+        expected = before_last if name in parameters or undo_buffers else trained
         assert torch.equal(value, expected[name]), name
-    assert any("running_mean" in name and not torch.equal(trained[name], snapshot.before_last[name]) for name in trained)
+    assert any("running_mean" in name and not torch.equal(trained[name], before_last[name]) for name in trained)
+
+
+def test_amnesiac_undo_repair_trains_on_the_retain_data():
+    """Graves' repair (``repair_epochs``): after the undo, Adam epochs on the retain data lower
+    its loss below the undone model's."""
+    undone, before_last, _, task = last_batch_undo()
+    repaired, _, _, _ = last_batch_undo(repair_epochs=3)
+    x, y = task.preprocess(task.retain_x), task.retain_y
+    with torch.no_grad():
+        loss = {name: float(F.cross_entropy(m.eval()(x), y)) for name, m in (("undone", undone), ("repaired", repaired))}
+    assert all(torch.equal(v, before_last[k]) for k, v in undone.state_dict().items())
+    assert loss["repaired"] < 0.8 * loss["undone"], loss
 
 
 def test_amnesiac_undo_over_budget_is_not_applicable(tmp_path):
