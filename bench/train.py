@@ -16,7 +16,7 @@ import json
 import math
 import time
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -181,6 +181,17 @@ def batch_indices(n: int, batch_size: int, generator: torch.Generator, shuffle: 
     yield from order.split(batch_size)
 
 
+def block_batches(sizes: list[int], batch_sizes: list[int], generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Index batches over blocks laid end to end (block ``k`` holds ``sizes[k]`` samples):
+    each block shuffled and cut into batches of its own size, the blocks in order, no batch
+    straddling two. A forget-then-retain pass, as SalUn's RL and SCRUB's epochs run them."""
+    offset = 0
+    for size, batch_size in zip(sizes, batch_sizes):
+        for batch in batch_indices(size, batch_size, generator):
+            yield batch + offset
+        offset += size
+
+
 def make_optimizer(parameters, recipe: Recipe) -> torch.optim.Optimizer:
     """The recipe's optimizer over ``parameters`` (an iterable of tensors)."""
     if recipe.optimizer == "adam":
@@ -216,11 +227,73 @@ class TrainLog:
 
 
 class StepHook(Protocol):
-    """Instrumentation of the loop: called around each batch (forward, backward and step)."""
+    """Instrumentation of the loop: called around each step (forward, backward and update)
+    with the step's item (for :func:`train`, the batch's indices)."""
 
     def before_batch(self, model: nn.Module, indices: torch.Tensor) -> None: ...
 
     def after_batch(self, model: nn.Module, indices: torch.Tensor) -> None: ...
+
+
+StepLoss = Callable[[nn.Module, Any, int], tuple[torch.Tensor, int]]
+
+
+def fit(
+    model: nn.Module,
+    epochs: int,
+    plan: Callable[[int], Iterable[Any]],
+    step_loss: StepLoss,
+    optimizer: torch.optim.Optimizer,
+    schedule: Any = None,
+    hook: StepHook | None = None,
+    frozen_batchnorm: bool = False,
+    progress: str | None = None,
+    on_epoch: Callable[[int], None] | None = None,
+) -> TrainLog:
+    """THE loop: for each epoch, one optimiser step per item ``plan(epoch)`` yields.
+
+    ``step_loss(forward, item, epoch)`` returns the item's loss and how many samples it
+    averages (the epoch's logged loss is their weighted mean); ``forward`` is the model,
+    compiled when compilation is on. A method decides what an item is (an index batch, a
+    pair of them) and what its loss reads; the loop owns the mode (train, or batch norm
+    frozen: eval-mode normalisation, running statistics never updated), autocast, the
+    step and its schedule, ``hook`` (around each step, given the item), ``on_epoch``
+    (before each epoch: a learning-rate decay, a fresh draw of labels) and the timing.
+    """
+    device = next(model.parameters()).device
+    log = TrainLog()
+    synchronize(device)
+    start = time.perf_counter()
+    model.train()
+    if frozen_batchnorm:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+    forward = compiled(model)
+    bar = tqdm(range(epochs), desc=progress, leave=False, disable=progress is None, delay=2)
+    for epoch in bar:
+        if on_epoch is not None:
+            on_epoch(epoch)
+        total, count = torch.zeros((), device=device), 0
+        for item in plan(epoch):
+            if hook is not None:
+                hook.before_batch(model, item)
+            with autocast(device):
+                loss, n = step_loss(forward, item, epoch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            if hook is not None:
+                hook.after_batch(model, item)
+            total += loss.detach() * n
+            count += n
+        log.epoch_loss.append(float(total) / max(count, 1))
+        bar.set_postfix(loss=f"{log.epoch_loss[-1]:.3f}")
+    synchronize(device)
+    log.seconds = time.perf_counter() - start
+    return log
 
 
 def train(
@@ -235,54 +308,27 @@ def train(
     hook: StepHook | None = None,
     frozen_batchnorm: bool = False,
 ) -> TrainLog:
-    """Train ``model`` in place on uint8 ``images`` and int64 ``labels``.
+    """Train ``model`` in place on uint8 ``images`` and int64 ``labels`` with :func:`fit`.
 
     The data is moved to the model's device once; every random choice (order,
     augmentation) comes from ``generator``. ``loss_fn(logits, labels)`` defaults to
     cross-entropy with the recipe's label smoothing. ``hook`` sees every batch's
     indices (into ``images``) before and after its update. ``frozen_batchnorm`` keeps
-    batch-norm layers in eval mode: they normalise with, and never update, their running
-    statistics (their affine weights still train); they are left in eval mode afterwards.
+    batch-norm layers in eval mode (see :func:`fit`); they are left in eval mode afterwards.
     """
     device = next(model.parameters()).device
     images, labels = images.to(device), labels.to(device)
     loss_fn = loss_fn or (lambda logits, y: F.cross_entropy(logits, y, label_smoothing=recipe.label_smoothing))
     augmenting = preprocess if recipe.augment else Preprocess(preprocess.mean, preprocess.std, None)
-    steps_per_epoch = math.ceil(len(labels) / recipe.batch_size)
     optimizer = make_optimizer(model.parameters(), recipe)
-    schedule = make_schedule(optimizer, recipe, recipe.epochs * steps_per_epoch)
-    log = TrainLog()
-    synchronize(device)
-    start = time.perf_counter()
-    model.train()
-    if frozen_batchnorm:
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()
-    forward = compiled(model)
-    epochs = tqdm(range(recipe.epochs), desc=progress, leave=False, disable=progress is None, delay=2)
-    for _epoch in epochs:
-        total = torch.zeros((), device=device)
-        for cpu_index in batch_indices(len(labels), recipe.batch_size, generator):
-            if hook is not None:
-                hook.before_batch(model, cpu_index)
-            index = cpu_index.to(device)
-            x = augmenting(images[index], generator)
-            with autocast(device):
-                loss = loss_fn(forward(x), labels[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            if hook is not None:
-                hook.after_batch(model, cpu_index)
-            total += loss.detach() * len(index)
-        log.epoch_loss.append(float(total) / len(labels))
-        epochs.set_postfix(loss=f"{log.epoch_loss[-1]:.3f}")
-    synchronize(device)
-    log.seconds = time.perf_counter() - start
-    return log
+    schedule = make_schedule(optimizer, recipe, recipe.epochs * math.ceil(len(labels) / recipe.batch_size))
+
+    def step_loss(forward: nn.Module, cpu_index: torch.Tensor, _epoch: int) -> tuple[torch.Tensor, int]:
+        index = cpu_index.to(device)
+        return loss_fn(forward(augmenting(images[index], generator)), labels[index]), len(index)
+
+    return fit(model, recipe.epochs, lambda _epoch: batch_indices(len(labels), recipe.batch_size, generator), step_loss,
+               optimizer, schedule, hook=hook, frozen_batchnorm=frozen_batchnorm, progress=progress)
 
 
 @dataclass(frozen=True)
