@@ -83,6 +83,8 @@ class UnlearningMethod:
     name: ClassVar[str] = ""
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     needs: ClassVar[frozenset[str]] = frozenset()
+    family: ClassVar[str] = "other"
+    """Which methods it is drawn and listed with (``bench.report.palette.FAMILIES``)."""
     search_space: ClassVar[SearchSpace] = {}
     """What the tuner searches (see :mod:`bench.search_space`); empty: tuned over nothing."""
 

@@ -33,6 +33,8 @@ class Amnesiac(UnlearningMethod):
     | batch, augmentation | SSD: 128, none (``transform_unlearning``) | the same (``batch_size``, ``augment``) |
     """
 
+    family = "seed_baselines"
+
     class Config(MethodConfig):
         epochs: int = Field(3, ge=1)
         lr: float = Field(1e-4, gt=0)
@@ -73,6 +75,8 @@ class AmnesiacUndo(UnlearningMethod):
     Where almost every batch holds a forget sample (a class of ten, or 10% at random, in
     batches of 128) the undo returns the model near its initialisation.
     """
+
+    family = "seed_baselines"
 
     needs = frozenset({"training_record"})
 

@@ -43,6 +43,8 @@ class BadTeacher(UnlearningMethod):
     | augmentation | none in SSD's copy (``transform_unlearning``) | none |
     """
 
+    family = "recent_baselines"
+
     class Config(MethodConfig):
         lr: float = Field(1e-4, gt=0)
         epochs: int = Field(1, ge=1)

@@ -67,6 +67,8 @@ class BoundaryShrink(UnlearningMethod):
     re-estimated on forget-only batches (docs/methods.md has the measurements).
     """
 
+    family = "seed_baselines"
+
     class Config(BoundaryConfig):
         bound: float = Field(0.1, gt=0)
         bound_space: Literal["pixel", "normalised"] = "pixel"
@@ -120,6 +122,8 @@ class BoundaryExpand(UnlearningMethod):
     | pruning | the shadow row is dropped after the fine-tune | the same (``prune=True``); ``False`` keeps k+1 outputs, as SalUn's copy (predicting the shadow class counts as wrong; the retrained model's missing output has probability e^-100 in the distances) |
     | fine-tune | SGD 1e-5, momentum 0.9, 10 epochs, batch 64, train mode | the same (``batchnorm`` as for shrink) |
     """
+
+    family = "seed_baselines"
 
     class Config(BoundaryConfig):
         shadow_init: Literal["xavier_normal", "uniform"] = "xavier_normal"

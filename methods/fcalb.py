@@ -77,6 +77,8 @@ class FCALB(UnlearningMethod):
     | budget | not given | ``step_share`` of the original training's steps (cost independent of the forget set) |
     """
 
+    family = "fcalb"
+
     class Config(MethodConfig):
         step_share: float = Field(0.1, gt=0, description="optimisation steps as a share of the original training's")
         rounds: int = Field(10, ge=1, description="balancer updates over the budget")

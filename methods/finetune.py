@@ -26,6 +26,8 @@ class Finetune(UnlearningMethod):
     | batch size | 64 for class forgetting (``-b``), 128 for random (hard-coded) | the original recipe's (``batch_size`` sets it) |
     """
 
+    family = "seed_baselines"
+
     class Config(MethodConfig):
         epochs: int = Field(5, ge=1)
         lr: float = Field(0.02, gt=0)

@@ -32,6 +32,8 @@ class GradientAscent(UnlearningMethod):
     | mode, augmentation | train mode (batch norm re-estimated on forget batches), the training set's crop and flip | the same (``augment``: the dataset's) |
     """
 
+    family = "recent_baselines"
+
     class Config(MethodConfig):
         lr: float = Field(1e-4, gt=0)
         epochs: int = Field(5, ge=1)

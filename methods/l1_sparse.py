@@ -42,6 +42,8 @@ class L1Sparse(UnlearningMethod):
     | pruning | none since 6c1ba03 (FT_prune no longer prunes) | none |
     """
 
+    family = "recent_baselines"
+
     class Config(MethodConfig):
         alpha: float = Field(1e-4, ge=0)
         lr: float = Field(0.01, gt=0)

@@ -36,6 +36,8 @@ class NegGradPlus(UnlearningMethod):
     | mode, augmentation | train mode (batch norm re-estimated on both batches, each its own forward); no augmentation | the same |
     """
 
+    family = "recent_baselines"
+
     class Config(MethodConfig):
         alpha: float = Field(0.9999, ge=0, le=1)
         lr: float = Field(0.01, gt=0)

@@ -10,5 +10,7 @@ class Original(UnlearningMethod):
     """Returns the original model as it is, so it is evaluated like every method. No code to
     be faithful to: its fidelity table is empty."""
 
+    family = "reference"
+
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         return model

@@ -18,6 +18,8 @@ class Retrain(UnlearningMethod):
     | recipe | the original's, on the retain set | the same |
     """
 
+    family = "reference"
+
     needs = frozenset({"retrain_reference"})
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:

@@ -83,6 +83,8 @@ class RandomLabels(UnlearningMethod):
     | batch, mode, augmentation | 256, train mode, the training crop and flip | the same (``augment``) |
     """
 
+    family = "recent_baselines"
+
     Config = RandomLabelConfig
 
     search_space = {
@@ -158,6 +160,8 @@ class SalUn(UnlearningMethod):
     | masked weights | since #33 (a6e89fd): gradients masked and the weights set back after each step; before (every published number): gradients masked only, so weight decay and momentum moved them (issue #32) | restored: bit for bit the original's (``frozen_weights="restored"``); ``"decayed"``: the published behaviour |
     | training | RL: forget then retain each epoch, SGD 0.013, momentum 0.9, wd 5e-4, batch 256, train mode (running statistics not masked) | the same, with RL's ``order`` and ``labels`` options |
     """
+
+    family = "recent_baselines"
 
     Config = SalUnConfig
 

@@ -12,7 +12,7 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.search_space import IntRange, LogUniform, Uniform
+from bench.search_space import IntRange, LogUniform
 from bench.train import Recipe, batch_indices, fit, make_optimizer
 
 # The two CIFAR-10 settings of the authors' notebooks (meghdadk/SCRUB 98ffb11): whole-class
@@ -55,6 +55,8 @@ class Scrub(UnlearningMethod):
     | rewind (SCRUB+R) | notebooks only, needs a validation split of the forget classes | not offered |
     | augmentation | none (``augment=False`` loaders) | none |
     """
+
+    family = "recent_baselines"
 
     class Config(MethodConfig):
         lr: float = Field(5e-4, gt=0)

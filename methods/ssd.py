@@ -50,6 +50,8 @@ class SelectiveSynapticDampening(UnlearningMethod):
     | runs as committed | the random and sub-class strategies fail to run (a shadowed module name; a stale function name) | the full-class code's algorithm for every scenario |
     """
 
+    family = "recent_baselines"
+
     class Config(MethodConfig):
         alpha: float = Field(10.0, gt=0)
         dampening: float = Field(1.0, gt=0)

@@ -44,6 +44,8 @@ class UNSIR(UnlearningMethod):
     defaults are the citation; the tuner searches the learning rates.
     """
 
+    family = "seed_baselines"
+
     class Config(MethodConfig):
         noise_batch_size: int = Field(256, ge=1)
         noise_epochs: int = Field(5, ge=1)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.load import GROUP, Results
+from bench.report.palette import family_order, method_family
 from bench.report.render import Cell, Table
 from bench.report.stats import bootstrap_interval, holm, paired_test, t_interval
 from bench.report.tuning import TUNED_MARK, TUNED_SUFFIX, is_tuned, tuned_note
@@ -71,17 +72,28 @@ def variants_of(results: Results, proposed: str | None) -> list[str]:
     return list(dict.fromkeys(same["method"]))
 
 
+def method_families(results: Results) -> dict[str, str]:
+    """``{method: family}`` for every method of the results, from its class (tuned variants
+    included); see :mod:`bench.report.palette`."""
+    classes = results.cells.drop_duplicates("method").set_index("method")["method_class"]
+    return {method: method_family(str(method_class)) for method, method_class in classes.items()}
+
+
 def method_order(results: Results, options: ReportOptions, include_variants: bool = False) -> list[str]:
-    """References first, the proposed method last, each tuned variant right after its
-    default; ``options.order`` overrides all of it."""
+    """By family (references first, the proposed method's family last, the proposed method
+    itself at the very end), the records' order (by name) within a family, each tuned
+    variant right after its default; ``options.order`` overrides all of it."""
     methods = results.methods
     if options.order:
         listed = [m for m in options.order if m in methods]
         return listed + [m for m in methods if m not in listed]
     hidden = set() if include_variants else set(variants_of(results, options.proposed))
     proposed = [options.proposed, options.proposed + TUNED_SUFFIX] if options.proposed else []
-    middle = [m for m in methods if m not in REFERENCE_METHODS and m not in proposed and m not in hidden and not is_tuned(m)]
-    bases = [m for m in REFERENCE_METHODS if m in methods] + middle
+    families = method_families(results)
+    rank = {family: i for i, family in enumerate(family_order(families, options.proposed))}
+    references = {m: i for i, m in enumerate(REFERENCE_METHODS)}
+    bases = [m for m in methods if m not in proposed and m not in hidden and not is_tuned(m)]
+    bases.sort(key=lambda m: (rank[families[m]], references.get(m, len(references))))
     ordered = [n for m in bases for n in (m, m + TUNED_SUFFIX) if n in methods] + [m for m in proposed if m in methods]
     return ordered + [m for m in methods if m not in ordered and m not in hidden]  # tuned variants whose default is absent
 

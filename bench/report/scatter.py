@@ -1,0 +1,133 @@
+"""The report's scatter figures: cost against quality (with each dataset's Pareto front) and
+membership inference against forget accuracy; every point in its method's colour and named
+by a label that overlaps no other (:mod:`bench.report.labels`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.report.drawing import LINESTYLES, MARKERS, METHOD_GID, Figure, pyplot, save
+from bench.report.labels import place_labels
+from bench.report.load import GROUP, Results
+from bench.report.tables import RETRAIN, ReportOptions
+from bench.report.tuning import is_tuned
+
+
+def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """The points no other point beats on both ``x`` and ``y`` (lower is better on both),
+    sorted by ``x``."""
+    ordered = points.dropna(subset=[x, y]).sort_values([x, y])
+    front, best = [], np.inf
+    for index, row in ordered.iterrows():
+        if row[y] < best:
+            front.append(index)
+            best = row[y]
+    return ordered.loc[front]
+
+
+def _means(results: Results, metrics: list[str]) -> pd.DataFrame:
+    """Mean over seeds per (dataset, model, scenario, method) of ``metrics`` (wide)."""
+    matrix = results.matrix
+    present = [m for m in metrics if m in matrix.columns]
+    means = matrix[present].groupby(level=[*GROUP, "method"], sort=False).mean().reset_index()
+    for metric in metrics:
+        if metric not in means:
+            means[metric] = np.nan
+    return means
+
+
+def _scatter_figure(results: Results, x: str, y: str):
+    """One panel per scenario, and for each panel and dataset the means over seeds of
+    ``x`` and ``y`` per method: ``(figure, axes, [(ax, dataset index, label, points)])``."""
+    plt = pyplot()
+    scenarios = list(dict.fromkeys(results.cells["scenario"]))
+    figure, axes = plt.subplots(1, len(scenarios), figsize=(4.6 * len(scenarios), 3.6), squeeze=False)
+    means = _means(results, [x, y])
+    datasets = list(dict.fromkeys(zip(results.cells["dataset"], results.cells["model"])))
+    panels = []
+    for ax, scenario in zip(axes[0], scenarios):
+        ax.set_title(scenario)
+        for d, (dataset, model) in enumerate(datasets):
+            points = means[(means["scenario"] == scenario) & (means["dataset"] == dataset) & (means["model"] == model)]
+            panels.append((ax, d, f"{dataset} ({model})", points.dropna(subset=[x, y])))
+    return figure, axes[0], panels
+
+
+def _method_points(ax, points: pd.DataFrame, x: str, y: str, d: int, colours: dict[str, str]) -> None:
+    """One marker per method in its colour, the dataset's shape (retrain: a star); a tuned
+    variant's is open."""
+    for method, px, py in zip(points["method"], points[x], points[y]):
+        colour = colours[method]
+        shape, size = ("*", 110) if method == RETRAIN else (MARKERS[d % len(MARKERS)], 30)
+        marker = ax.scatter([px], [py], marker=shape, facecolor="white" if is_tuned(method) else colour,
+                            edgecolor=colour, linewidth=1.0, s=size, zorder=3)
+        marker.set_gid(METHOD_GID + method)
+
+
+def _label_panels(panels: list, x: str, y: str, colours: dict[str, str]) -> None:
+    """Name every point of each axes at once (after its scales are set), labels apart."""
+    by_axes: dict = {}
+    for ax, _d, _label, points in panels:
+        by_axes.setdefault(ax, []).append(points)
+    for ax, frames in by_axes.items():
+        points = pd.concat(frames) if frames else pd.DataFrame(columns=["method", x, y])
+        place_labels(ax, list(points["method"]), points[x].to_numpy(float), points[y].to_numpy(float),
+                     [colours[m] for m in points["method"]])
+
+
+def _dataset_keys(ax, panels: list) -> None:
+    """Legend entries for the datasets' marker shapes (gray: no method's colour)."""
+    for d, label in dict.fromkeys((d, label) for _ax, d, label, _points in panels):
+        ax.scatter([], [], marker=MARKERS[d % len(MARKERS)], facecolor="0.7", edgecolor="black", s=30, label=label)
+
+
+def cost_vs_quality(results: Results, options: ReportOptions, folder: Path, colours: dict[str, str]) -> Figure | None:
+    """Wall time (log) against ``avg_gap``, one point per method and dataset, each dataset's
+    Pareto front (no method both faster and closer to retrain) drawn as a step line."""
+    if "avg_gap" not in set(results.values["metric"]):
+        return None
+    figure, axes, panels = _scatter_figure(results, "time_s", "avg_gap")
+    panels = [(ax, d, label, points[points["time_s"] > 0]) for ax, d, label, points in panels]
+    for ax, d, label, points in panels:
+        if points.empty:
+            continue
+        _method_points(ax, points, "time_s", "avg_gap", d, colours)
+        front = pareto_front(points, "time_s", "avg_gap")
+        ax.scatter(front["time_s"], front["avg_gap"], marker="o", facecolor="none", edgecolor="black", s=90, linewidth=0.8,
+                   zorder=2)
+        ax.step(front["time_s"], front["avg_gap"], where="post", color="black", linestyle=LINESTYLES[d % 4], linewidth=0.8,
+                label=f"Pareto front, {label}")
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("time (s, log scale)")
+        ax.set_ylabel("avg_gap (lower is better)")
+    _label_panels(panels, "time_s", "avg_gap", colours)
+    _dataset_keys(axes[-1], panels)
+    axes[-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return save(figure, folder, "cost_vs_quality", "Cost against quality",
+                 "Mean wall time against mean avg_gap over seeds, one colour per method (open markers: tuned), one shape per "
+                 "dataset; ringed points and the step line: the Pareto front (no other method is both faster and closer to "
+                 "retrain).")
+
+
+def mia_vs_forget(results: Results, options: ReportOptions, folder: Path, colours: dict[str, str]) -> Figure | None:
+    """Forget accuracy against ``mia_entropy``; the retrained model is the target, a star."""
+    if "mia_entropy" not in set(results.values["metric"]):
+        return None
+    figure, axes, panels = _scatter_figure(results, "forget_acc", "mia_entropy")
+    for ax, d, _label, points in panels:
+        _method_points(ax, points, "forget_acc", "mia_entropy", d, colours)
+    for ax in axes:
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("forget accuracy")
+        ax.set_ylabel("mia_entropy")
+    _label_panels(panels, "forget_acc", "mia_entropy", colours)
+    _dataset_keys(axes[-1], panels)
+    axes[-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return save(figure, folder, "mia_vs_forget", "Membership inference against forget accuracy",
+                 "Means over seeds, one colour per method (open markers: tuned), one shape per dataset; the stars are the "
+                 "retrained model, the target of every method.")

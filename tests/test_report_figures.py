@@ -1,0 +1,110 @@
+"""The report's figures with about twenty methods: one colour per method in every figure,
+families in neighbouring hues, point labels that do not overlap, and the main table ordered
+by family with the proposed method last."""
+
+from __future__ import annotations
+
+import colorsys
+import itertools
+
+import pytest
+
+from bench.report import build_report
+from bench.report.labels import overlap
+from bench.report.palette import FAMILIES, method_colours
+from conftest import hand_record, write_records
+
+SEED_BASELINES = ["finetune", "amnesiac", "unsir", "boundary_shrink", "boundary_expand", "shrink_frozen_bn"]
+RECENT = ["ga", "neggrad_plus", "rl", "l1_sparse", "salun", "scrub", "bad_teacher", "ssd"]
+FCALB = ["fcalb_fixed", "fc_only", "fcalb"]
+CLASSES = {"shrink_frozen_bn": "boundary_shrink", "fcalb_fixed": "fcalb", "fc_only": "fcalb"}
+TUNED = ["finetune", "ga", "ssd", "fcalb"]  # methods with a "+tuned" entry too
+ALL = ["ssd", "retrain", *SEED_BASELINES, "original", *RECENT, *FCALB]  # a sweep lists them in no useful order
+
+
+def crowded_records() -> list[dict]:
+    """Three seeds of 21 methods plus 4 tuned variants whose costs and gaps nearly coincide,
+    so that naive labels would pile up."""
+    records = []
+    names = list(dict.fromkeys(ALL)) + [m + "+tuned" for m in TUNED]
+    for seed in range(3):
+        for i, method in enumerate(names):
+            base = method.removesuffix("+tuned")
+            metrics = {
+                "forget_acc": 0.02 + 0.004 * (i % 5), "retain_acc": 0.9, "test_acc": 0.85, "mia_entropy": 0.1 + 0.003 * (i % 7),
+                "avg_gap": 0.05 + 0.002 * (i % 6), "time_s": 2.0 + 0.05 * (i % 4), "speedup": 5.0, "js_retrain": 0.1,
+                "pred_dist_js": 0.1, "peak_mem_mib": 900.0,
+            }
+            if base == "retrain":
+                metrics.update(forget_acc=0.0, avg_gap=0.0, time_s=10.0)
+            records.append(hand_record(method, seed, metrics, method_class=CLASSES.get(base, base),
+                                       rounds=[{"forget_loss": 0.5, "retain_loss": 0.1, "forget_weight": 1.0, "retain_weight": 1.0}]
+                                       if CLASSES.get(base, base) == "fcalb" else None,
+                                       histograms={"model": [0.5, 0.5], "retrain": [0.4, 0.6], "original": [0.0, 1.0]}))
+    return records
+
+
+@pytest.fixture(scope="module")
+def crowded_report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("crowded")
+    return build_report(write_records(tmp / "runs", crowded_records()), tmp / "plots")
+
+
+def hue(colour: str) -> float:
+    r, g, b = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return colorsys.rgb_to_hls(r, g, b)[0]
+
+
+def test_palette_one_colour_per_method_families_in_their_hue_ranges():
+    families = {**{m: "seed_baselines" for m in SEED_BASELINES}, **{m: "recent_baselines" for m in RECENT},
+                **{m: "fcalb" for m in FCALB}, "retrain": "reference", "original": "reference", "plugin": "other"}
+    methods = list(families) + ["ga+tuned", "fcalb+tuned"]
+    colours = method_colours(methods, families)
+    bases = [m for m in methods if not m.endswith("+tuned")]
+    assert len({colours[m] for m in bases}) == len(bases)  # no two methods share a colour
+    assert colours["ga+tuned"] == colours["ga"] and colours["fcalb+tuned"] == colours["fcalb"]
+    for method in bases:
+        hues = FAMILIES[families[method]][1]
+        if hues is None:
+            continue
+        low, high = hues
+        h = hue(colours[method])
+        assert low - 0.01 <= h <= high + 0.01 or low - 0.01 <= h + 1 <= high + 0.01, (method, h)
+    spread = [hue(colours[m]) for m in RECENT]  # neighbours in the family's order step evenly through its range
+    steps = [b - a for a, b in zip(spread, spread[1:])]
+    assert all(s > 0 for s in steps) and max(steps) - min(steps) < 0.02
+
+
+def test_every_figure_draws_each_method_in_its_one_colour(crowded_report):
+    seen: dict[str, set[str]] = {}
+    for figure in crowded_report.figures:
+        for method, colours in figure.colours.items():
+            seen.setdefault(method.removesuffix("+tuned"), set()).update(colours)
+    assert set(seen) >= set(ALL)  # every method is drawn somewhere in colour
+    for method, colours in seen.items():
+        assert len(colours) == 1, (method, colours)  # one colour, in every figure, tuned variant included
+    owners = {}
+    for method, colours in seen.items():
+        (colour,) = colours
+        assert colour not in owners, (method, owners.get(colour))
+        owners[colour] = method
+    names = {f.name for f in crowded_report.figures}
+    assert {"cost_vs_quality", "mia_vs_forget", "bars__avg_gap"} <= names
+
+
+@pytest.mark.parametrize("name", ["cost_vs_quality", "mia_vs_forget"])
+def test_scatter_labels_do_not_overlap(crowded_report, name):
+    figure = next(f for f in crowded_report.figures if f.name == name)
+    assert sorted(n for n, _ in figure.labels) == sorted(set(ALL) | {m + "+tuned" for m in TUNED})  # every point named once
+    for (a, box_a), (b, box_b) in itertools.combinations(figure.labels, 2):
+        assert not overlap(box_a, box_b), (a, b)
+
+
+def test_main_table_is_ordered_by_family_with_the_proposed_method_last(crowded_report):
+    text = (crowded_report.tables_dir / "main__digits__cnn__class-3.md").read_text()
+    rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    expected = ["retrain", "original"]
+    for family in (SEED_BASELINES, RECENT):
+        for method in sorted(family):  # by name within a family (the records' order)
+            expected += [method] + ([method + "+tuned"] if method in TUNED else [])
+    assert rows == expected + ["fcalb", "fcalb+tuned"]
