@@ -114,4 +114,4 @@ def test_option_effects_table_by_hand(tmp_path):
     missing = run_module("scripts.option_effects", str(tmp_path / "none"))
     assert missing.returncode == 2 and "runs not found" in missing.stderr
     bad = run_module("scripts.option_effects", str(tmp_path), "--seeds", "a")
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "comma-separated list of integers" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--seeds 'a': expected comma-separated integers" in bad.stderr
