@@ -50,8 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.results / "results.csv").is_file():
         print(f"error: {args.results / 'results.csv'} not found; allowed: a folder python -m bench.sweep wrote", file=sys.stderr)
         return 2
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-    print(table(args.results, seeds))
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        print(f"error: --seeds {args.seeds!r} is not a comma-separated list of integers, e.g. --seeds 0,1", file=sys.stderr)
+        return 2
+    try:
+        text = table(args.results, seeds)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, KeyError) as error:
+        print(f"error: {args.results / 'results.csv'} is not a results table ({type(error).__name__}); "
+              "allowed: the results.csv python -m bench.sweep wrote", file=sys.stderr)
+        return 2
+    print(text)
     return 0
 
 

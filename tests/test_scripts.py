@@ -89,3 +89,10 @@ def test_default_vs_tuned_table_by_hand(tmp_path):
     assert "| unsir | 0.500 | 0.900 | 0.800 | 0.100 | 0.400 |" in only_seed_1
     missing = run_module("scripts.default_vs_tuned", str(tmp_path / "none"))
     assert missing.returncode == 2 and "results.csv not found" in missing.stderr
+    bad_seeds = run_module("scripts.default_vs_tuned", str(tmp_path), "--seeds", "zero")
+    assert bad_seeds.returncode == 2 and bad_seeds.stderr.count("\n") == 1 and "comma-separated list of integers" in bad_seeds.stderr
+    for content in (b"\xff\xfe\x00binary", b"not,a\nresults,table\n", b""):
+        (tmp_path / "results.csv").write_bytes(content)
+        broken = run_module("scripts.default_vs_tuned", str(tmp_path))
+        assert broken.returncode == 2 and broken.stderr.count("\n") == 1, broken.stderr
+        assert "results.csv is not a results table" in broken.stderr
