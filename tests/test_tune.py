@@ -109,6 +109,9 @@ def test_unreadable_tuner_inputs_are_one_line_exit_2_and_write_nothing(tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert f"{str(out / 'studies.db')!r} is not an SQLite database" in result.stderr
     assert [p.name for p in out.iterdir()] == ["studies.db"] and (out / "studies.db").read_bytes().startswith(b"not a database")
+    (tmp_path / "a_file").write_text("")
+    result = run_module("bench.tune", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "a_file"), "--no-progress")
+    assert result.returncode == 2 and f"--out {str(tmp_path / 'a_file')!r} is not a folder" in result.stderr, result.stderr
 
 
 def test_a_sweep_seed_equal_to_a_tuning_seed_is_refused(tmp_path):
