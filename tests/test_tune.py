@@ -94,8 +94,8 @@ def test_bad_tuning_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, 
 
 
 def test_unreadable_tuner_inputs_are_one_line_exit_2_and_write_nothing(tmp_path):
-    """A config that is not UTF-8 text, and a studies.db that is not SQLite: one line naming the
-    file, before any work; the damaged database is left as it was."""
+    """A config that is not UTF-8 text, a studies.db that is not SQLite and an --out that is a
+    file: one line naming it, before any work; the damaged database is left as it was."""
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n")
     result = run_module("bench.tune", "--config", str(binary), "--out", str(tmp_path / "out"), "--no-progress")
