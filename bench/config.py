@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.data import dataset_num_classes
-from bench.errors import UserError
+from bench.errors import UserError, read_user_text
 from bench.models import model_names
 from bench.registry import get_method, method_names
 from bench.splits import parse_scenario
@@ -353,7 +353,7 @@ def load_config(
     if not path.is_file():
         raise UserError(f"config file {str(path)!r} not found; profiles: configs/quick.yaml, configs/cpu.yaml, configs/paper.yaml")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_user_text(path, "config", "a YAML sweep config such as configs/quick.yaml"))
     except yaml.YAMLError as error:
         raise UserError(f"config {str(path)!r} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(raw, dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import TypeVar
 
 F = TypeVar("F", bound=Callable[..., int | None])
@@ -30,3 +31,14 @@ def cli_main(main: F) -> F:
             raise SystemExit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def read_user_text(path: Path, what: str, allowed: str) -> str:
+    """The UTF-8 text of a file the user named; a file that is not UTF-8 text, or cannot be
+    read, is one :class:`UserError` line naming it, what is wrong and what is ``allowed``."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{what} {str(path)!r} is not UTF-8 text (byte {error.start}: {error.reason}); allowed: {allowed}") from None
+    except OSError as error:
+        raise UserError(f"{what} {str(path)!r} cannot be read ({error.strerror or error}); allowed: {allowed}") from None

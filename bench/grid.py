@@ -28,6 +28,17 @@ from bench.train import Preprocess, numerics_fields
 TRAINING_VERSION = 2
 # Bump when the metrics of a run record change, so finished cells are evaluated again.
 METRICS_VERSION = 3
+# Bump when the forget-quality score changes: only cells and references that compute it are
+# redone (2: the official challenge scorer's tests, bins and confidence).
+FORGET_QUALITY_VERSION = 2
+
+
+def evaluation_versions(evaluation: EvaluationConfig) -> dict[str, int]:
+    """The versions of the metrics ``evaluation`` computes, for cell and reference keys."""
+    versions = {"metrics_version": METRICS_VERSION}
+    if evaluation.forget_quality is not None:
+        versions["forget_quality_version"] = FORGET_QUALITY_VERSION
+    return versions
 
 
 def derive_seed(seed: int, *parts: Any) -> int:
@@ -109,7 +120,7 @@ def cell_key(cell: Cell, prepared: PreparedData, evaluation: EvaluationConfig, n
             "method": cell.method.method,
             "params": cell.method.resolved_params(),
             "training_version": TRAINING_VERSION,
-            "metrics_version": METRICS_VERSION,
+            **evaluation_versions(evaluation),
             "evaluation": evaluation.model_dump(exclude={"batch_size"}),
         },
         length=64,

@@ -14,7 +14,7 @@ from bench.config import EvaluationConfig
 from bench.costly import map_runs, relearn_steps, run_outcome
 from bench.evaluate import evaluate, mia_metrics, predict_logits
 from bench.grid import (
-    METRICS_VERSION, TRAINING_VERSION, Cell, PreparedData, dataset_slug, derive_seed, evaluation_splits, generator_for,
+    TRAINING_VERSION, Cell, PreparedData, dataset_slug, derive_seed, evaluation_splits, evaluation_versions, generator_for,
     record_name,
 )
 from bench.metrics.accuracy import accuracy
@@ -121,7 +121,8 @@ class ModelStore:
         memo_key = ("reference", prepared.config.name, cell.seed, split.forget_sha256)
         if memo_key not in self._memo:
             retrained = self.retrained(prepared, cell.seed, split)
-            key = stable_hash([retrained.key, original.key, evaluation.model_dump(), METRICS_VERSION], length=64)
+            versions = evaluation_versions(evaluation)
+            key = stable_hash([retrained.key, original.key, evaluation.model_dump(), *versions.values()], length=64)
             if self.reference_dir is None:
                 self._memo[memo_key] = self._compute_reference(prepared, cell, split, original, retrained, evaluation)
             else:

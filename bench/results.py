@@ -7,6 +7,7 @@ rebuilt at any time.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.errors import UserError
+from bench.errors import UserError, read_user_text
 from bench.store import atomic_write_json, atomic_write_text
 
 # Metrics that measure the machine as much as the method: they differ between two runs of
@@ -39,9 +40,10 @@ def write_record(out_dir: Path, cell_id: str, record: dict[str, Any]) -> None:
 
 def read_record(path: Path) -> dict[str, Any]:
     """One run record; a malformed one is a :class:`UserError` naming the file."""
+    text = read_user_text(path, "run record", "a record python -m bench.sweep wrote")
     try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
         raise UserError(f"run record {str(path)!r} is unreadable: {error}") from None
     if not isinstance(record, dict):
         raise UserError(f"run record {str(path)!r} is not a JSON object")
@@ -51,6 +53,21 @@ def read_record(path: Path) -> dict[str, Any]:
     if record["status"] not in STATUSES:
         raise UserError(f"run record {str(path)!r} has status {record['status']!r}; allowed: {', '.join(STATUSES)}")
     return record
+
+
+def read_results_table(path: Path) -> pd.DataFrame:
+    """A ``results.csv`` as :func:`rebuild_results_csv` writes it; a file that is not one
+    (not UTF-8, not CSV, other columns) is one :class:`UserError` line naming it."""
+    allowed = "the results.csv python -m bench.sweep wrote"
+    text = read_user_text(path, "results table", allowed)
+    try:
+        frame = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise UserError(f"results table {str(path)!r} is not CSV ({str(error).splitlines()[0]}); allowed: {allowed}") from None
+    missing = [column for column in COLUMNS if column not in frame.columns]
+    if missing:
+        raise UserError(f"results table {str(path)!r} lacks the columns {', '.join(missing)}; allowed: {allowed}")
+    return frame
 
 
 def read_records(out_dir: Path) -> list[dict[str, Any]]:

@@ -74,6 +74,7 @@ def run_tune(
         from bench.ray_backend import require_ray
 
         require_ray()
+    check_storage(out_dir)
     config = tuning_view(config)
     commit = code_commit()  # the code the trials run, whatever is committed while they do
     device = resolve_device(config.device)
@@ -105,6 +106,22 @@ def run_tune(
         write_tuned_file(tuned_path, config, drivers, command, commit)
         ran = sum(len(d.counted()) for d in drivers) - ended_before  # trials that ended in this run
     return TuneSummary(out_dir, tuned_path, ran, len(drivers))
+
+
+def check_storage(out_dir: Path) -> None:
+    """An ``--out`` that is not a folder, or a ``studies.db`` there that is not an SQLite
+    database (damaged, or another file of that name), is one line before any work, rather
+    than a traceback mid-run."""
+    path = out_dir / "studies.db"
+    allowed = "allowed: a folder holding the studies.db a run of python -m bench.tune wrote, or none"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {str(out_dir)!r} is not a folder; {allowed}")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{str(path)!r} is not a file; {allowed}")
+    if path.is_file() and path.stat().st_size > 0:
+        with open(path, "rb") as handle:
+            if handle.read(16) != b"SQLite format 3\x00":
+                raise UserError(f"{str(path)!r} is not an SQLite database (move it aside to start the studies anew); {allowed}")
 
 
 def tune_locally(

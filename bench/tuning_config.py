@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench.errors import UserError
+from bench.errors import UserError, read_user_text
 
 # What a study may minimise: run-record metrics where lower is better. avg_gap on the
 # validation set is the analogue of SalUn's average gap (Fan et al., ICLR 2024).
@@ -99,7 +99,7 @@ def read_tuned_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"tuned: file {str(path)!r} not found; allowed: a file written by python -m bench.tune (e.g. configs/tuned/quick.yaml)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_user_text(path, "tuned:", "a file written by python -m bench.tune"))
         TunedFile.model_validate(raw)
     except yaml.YAMLError as error:
         raise UserError(f"tuned: {str(path)!r} is not valid YAML: {str(error).splitlines()[0]}") from None

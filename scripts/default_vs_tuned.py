@@ -14,13 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.config import parse_int_list
+from bench.errors import UserError, cli_main
+from bench.results import read_results_table
+
 METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_entropy", "avg_gap")
 SUFFIX = "+tuned"
 ORIGINAL = "original"  # the untouched model, first in each group: what doing nothing scores
 
 
-def table(results: Path, seeds: list[int] | None) -> str:
-    frame = pd.read_csv(results / "results.csv")
+def table(frame: pd.DataFrame, seeds: list[int] | None) -> str:
     frame = frame[frame["status"] == "ok"]
     if seeds is not None:
         frame = frame[frame["seed"].isin(seeds)]
@@ -42,16 +45,17 @@ def table(results: Path, seeds: list[int] | None) -> str:
     return "\n".join(lines)
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="a sweep's results folder (with results.csv)")
     parser.add_argument("--seeds", help="comma-separated seeds to average (default: all present)")
     args = parser.parse_args(argv)
-    if not (args.results / "results.csv").is_file():
-        print(f"error: {args.results / 'results.csv'} not found; allowed: a folder python -m bench.sweep wrote", file=sys.stderr)
-        return 2
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-    print(table(args.results, seeds))
+    path = args.results / "results.csv"
+    if not path.is_file():
+        raise UserError(f"{path} not found; allowed: a folder python -m bench.sweep wrote")
+    seeds = parse_int_list(args.seeds, "--seeds") if args.seeds else None
+    print(table(read_results_table(path), seeds))
     return 0
 
 

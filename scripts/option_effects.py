@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.config import parse_int_list
+from bench.errors import UserError, cli_main
 from bench.results import read_records
 
 METRICS = ("forget_acc", "retain_acc", "test_acc", "test_rest_acc", "avg_gap")
@@ -50,19 +52,15 @@ def table(results: Path, seeds: list[int] | None) -> str:
     return "\n".join(lines)
 
 
+@cli_main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", type=Path, help="a sweep's results folder (with runs/)")
     parser.add_argument("--seeds", help="comma-separated seeds to average (default: all present)")
     args = parser.parse_args(argv)
     if not (args.results / "runs").is_dir():
-        print(f"error: {args.results / 'runs'} not found; allowed: a folder python -m bench.sweep wrote", file=sys.stderr)
-        return 2
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-    except ValueError:
-        print(f"error: --seeds {args.seeds!r} is not a comma-separated list of integers, e.g. --seeds 0,1", file=sys.stderr)
-        return 2
+        raise UserError(f"{args.results / 'runs'} not found; allowed: a folder python -m bench.sweep wrote")
+    seeds = parse_int_list(args.seeds, "--seeds") if args.seeds else None
     print(table(args.results, seeds))
     return 0
 

@@ -188,6 +188,7 @@ def test_report_errors_name_the_file_and_write_nothing(tmp_path):
     assert twice.returncode == 2 and "is in both" in twice.stderr and f"{tmp_path / 'b' / 'runs'}/digits__class3__s0__" in twice.stderr
     broken = write_records(tmp_path / "broken", hand_records(seeds=(0,)))
     bad = next((broken / "runs").glob("*fcalb.json"))
+    original = bad.read_text()
     cases = {
         "{not json": "is unreadable",
         json.dumps({"sweep": "s", "status": "ok"}): "lacks dataset, model, scenario, seed, method, metrics",
@@ -201,6 +202,15 @@ def test_report_errors_name_the_file_and_write_nothing(tmp_path):
         result = run_module("bench.report", "--results", str(broken), "--plots", str(tmp_path / "plots"))
         assert result.returncode == 2 and bad.name in result.stderr and message in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    bad.write_bytes(b"{\"sweep\": \"caf\xe9\"}")  # not UTF-8
+    result = run_module("bench.report", "--results", str(broken), "--plots", str(tmp_path / "plots"))
+    assert result.returncode == 2 and bad.name in result.stderr and "is not UTF-8 text (byte 14: invalid continuation byte)" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    bad.write_text(original)
+    (broken / "tuned.yaml").write_bytes(b"budget: \xff\xff")  # the tuned file a sweep copies beside its records
+    result = run_module("bench.report", "--results", str(broken), "--plots", str(tmp_path / "plots"))
+    assert result.returncode == 2 and "tuned.yaml' is not UTF-8 text (byte 8: invalid start byte)" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (broken / "tables").exists() and not (broken / "report.html").exists() and not (tmp_path / "plots").exists()
     good = write_records(tmp_path / "good", hand_records(seeds=(0,)))
     for args, message in (

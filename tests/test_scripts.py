@@ -89,6 +89,17 @@ def test_default_vs_tuned_table_by_hand(tmp_path):
     assert "| unsir | 0.500 | 0.900 | 0.800 | 0.100 | 0.400 |" in only_seed_1
     missing = run_module("scripts.default_vs_tuned", str(tmp_path / "none"))
     assert missing.returncode == 2 and "results.csv not found" in missing.stderr
+    bad_seeds = run_module("scripts.default_vs_tuned", str(tmp_path), "--seeds", "zero")
+    assert bad_seeds.returncode == 2 and bad_seeds.stderr.count("\n") == 1 and "--seeds 'zero': expected comma-separated integers" in bad_seeds.stderr
+    for content, message in (
+        (b"\xff\xfe\x00binary", "is not UTF-8 text (byte 0: invalid start byte)"),
+        (b"not,a\nresults,table\n", "lacks the columns sweep, dataset, model, scenario, seed, method, status, metric, value"),
+        (b"", "is not CSV (No columns to parse from file)"),
+    ):
+        (tmp_path / "results.csv").write_bytes(content)
+        broken = run_module("scripts.default_vs_tuned", str(tmp_path))
+        assert broken.returncode == 2 and broken.stderr.count("\n") == 1, broken.stderr
+        assert f"results table {str(tmp_path / 'results.csv')!r} {message}" in broken.stderr, broken.stderr
 
 
 def test_option_effects_table_by_hand(tmp_path):
@@ -114,4 +125,4 @@ def test_option_effects_table_by_hand(tmp_path):
     missing = run_module("scripts.option_effects", str(tmp_path / "none"))
     assert missing.returncode == 2 and "runs not found" in missing.stderr
     bad = run_module("scripts.option_effects", str(tmp_path), "--seeds", "a")
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "comma-separated list of integers" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--seeds 'a': expected comma-separated integers" in bad.stderr

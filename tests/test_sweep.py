@@ -112,6 +112,28 @@ def test_command_line_errors_exit_2(tmp_path, capsys, monkeypatch, args, message
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe\x00\x01sweep: x\n", "is not UTF-8 text (byte 0: invalid start byte)"),
+    (b"sweep: caf\xe9\nseeds: [0]\n", "is not UTF-8 text (byte 10: invalid continuation byte)"),
+])
+def test_a_config_that_is_not_utf8_text_is_one_line_exit_2(tmp_path, content, message):
+    config = tmp_path / "c.yaml"
+    config.write_bytes(content)
+    result = run_module("bench.sweep", "--config", str(config), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: config {str(config)!r} {message}; allowed: a YAML sweep config such as configs/quick.yaml"]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_tuned_file_that_is_not_utf8_text_is_one_line_exit_2(tmp_path):
+    (tmp_path / "t.yaml").write_bytes(bytes(range(256)))
+    config = write_config(tmp_path / "c.yaml", tuned="t.yaml")
+    result = run_module("bench.sweep", "--config", str(config), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"tuned: {str(tmp_path / 't.yaml')!r} is not UTF-8 text (byte 128: invalid start byte)" in result.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
 def test_missing_data_exits_2_before_any_work(tmp_path):
     config = write_config(tmp_path / "c.yaml", datasets=[{"name": "mnist"}])
     result = run_module("bench.sweep", "--config", str(config), "--out", str(tmp_path / "out"),

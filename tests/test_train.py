@@ -10,7 +10,7 @@ from bench.data import load_dataset
 from bench.evaluate import predict_logits
 from bench.metrics import accuracy
 from bench.models import build_model
-from bench.config import load_config
+from bench.config import ForgetQualityConfig, load_config
 from bench.grid import cell_key, plan_cells, prepare_data
 from bench.model_store import ModelStore
 from bench.train import (
@@ -150,6 +150,22 @@ def test_numerics_switches_key_models_and_cells_apart(tmp_path):
     keys = {cell_key(cell, prepared, config.evaluation, numerics_fields(c, p)) for c in (False, True) for p in PRECISIONS}
     assert len(keys) == 6
     assert cell_key(cell, prepared, config.evaluation) == cell_key(cell, prepared, config.evaluation, {})
+
+
+def test_a_forget_quality_change_redoes_only_the_cells_that_compute_it(tmp_path, monkeypatch):
+    """FORGET_QUALITY_VERSION is in the key of a cell whose evaluation computes forget quality,
+    and in no other: a change to the score leaves every other finished cell finished."""
+    import bench.grid
+
+    config = load_config(write_config(tmp_path / "c.yaml"))
+    prepared = prepare_data(config.datasets[0], torch.device("cpu"))
+    cell = plan_cells(config, {prepared.config.name: prepared})[0]
+    plain, costly = config.evaluation, config.evaluation.model_copy(update={"forget_quality": ForgetQualityConfig()})
+    before = {name: cell_key(cell, prepared, evaluation) for name, evaluation in (("plain", plain), ("costly", costly))}
+    monkeypatch.setattr(bench.grid, "FORGET_QUALITY_VERSION", bench.grid.FORGET_QUALITY_VERSION + 1)
+    after = {name: cell_key(cell, prepared, evaluation) for name, evaluation in (("plain", plain), ("costly", costly))}
+    assert before["plain"] == after["plain"] and before["costly"] != after["costly"]
+    assert bench.grid.evaluation_versions(plain) == {"metrics_version": bench.grid.METRICS_VERSION}
 
 
 def test_precision_switch_sets_autocast():

@@ -93,6 +93,27 @@ def test_bad_tuning_input_is_one_line_exit_2_and_writes_nothing(tmp_path, args, 
     assert not (tmp_path / "out").exists()
 
 
+def test_unreadable_tuner_inputs_are_one_line_exit_2_and_write_nothing(tmp_path):
+    """A config that is not UTF-8 text, a studies.db that is not SQLite and an --out that is a
+    file: one line naming it, before any work; the damaged database is left as it was."""
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n")
+    result = run_module("bench.tune", "--config", str(binary), "--out", str(tmp_path / "out"), "--no-progress")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"config {str(binary)!r} is not UTF-8 text (byte 0: invalid start byte)" in result.stderr
+    assert not (tmp_path / "out").exists()
+    out = tmp_path / "damaged"
+    out.mkdir()
+    (out / "studies.db").write_bytes(b"not a database at all, just text")
+    result = run_module("bench.tune", "--config", str(tune_config(tmp_path / "c.yaml")), "--out", str(out), "--no-progress")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"{str(out / 'studies.db')!r} is not an SQLite database" in result.stderr
+    assert [p.name for p in out.iterdir()] == ["studies.db"] and (out / "studies.db").read_bytes().startswith(b"not a database")
+    (tmp_path / "a_file").write_text("")
+    result = run_module("bench.tune", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "a_file"), "--no-progress")
+    assert result.returncode == 2 and f"--out {str(tmp_path / 'a_file')!r} is not a folder" in result.stderr, result.stderr
+
+
 def test_a_sweep_seed_equal_to_a_tuning_seed_is_refused(tmp_path):
     config = tune_config(tmp_path / "c.yaml")
     result = run_module("bench.sweep", "--config", str(config), "--seeds", "100", "--out", str(tmp_path / "out"))
