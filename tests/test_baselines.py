@@ -36,8 +36,10 @@ def kl(teacher_logits, student_logits) -> float:
 
 def test_ga_raises_the_forget_loss(digits):
     original = digits[2]
-    _, model, task = run("ga", digits, lr=0.01, epochs=1)
+    _, model, task = run("ga", digits, lr=0.01, epochs=5)
     assert loss(model, task.forget_x, task.forget_y, task) > loss(original, task.forget_x, task.forget_y, task) + 1.0
+    negated = task.log["epoch_loss"]  # the train-mode −CE of each epoch: falls as the forget loss rises
+    assert all(later < earlier for earlier, later in zip(negated, negated[1:]))
 
 
 def test_neggrad_plus_raises_the_forget_loss_above_the_retain_loss(digits):
@@ -84,11 +86,11 @@ def test_l1_weight_decays_linearly_per_epoch_and_never_reaches_zero():
 
 
 def test_l1_sparse_shrinks_the_l1_norm_more_with_a_larger_alpha(digits):
-    before = float(l1_norm(digits[2]))
-    _, plain, _ = run("l1_sparse", digits, alpha=0.0, epochs=1)
-    _, sparse, _ = run("l1_sparse", digits, alpha=1e-3, epochs=1)
     with torch.no_grad():
-        assert float(l1_norm(sparse)) < float(l1_norm(plain)) - 0.01 * before
+        before = float(l1_norm(digits[2]))
+    _, _, plain = run("l1_sparse", digits, alpha=0.0, epochs=1)
+    _, _, sparse = run("l1_sparse", digits, alpha=1e-2, epochs=1)
+    assert sparse.log["final_l1_norm"] < plain.log["final_l1_norm"] - 0.03 * before
 
 
 def test_salun_mask_keeps_the_top_share_by_gradient_magnitude(digits):
@@ -125,7 +127,7 @@ def test_scrub_lr_decays_after_the_listed_epochs():
 
 
 def test_distill_kl_known_answer():
-    student, teacher = torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, 8.0 * torch.log(torch.tensor(3.0))]])
+    student, teacher = torch.tensor([[0.0, 0.0]]), torch.tensor([[0.0, 4.0 * float(torch.log(torch.tensor(3.0)))]])
     # T = 4: teacher probabilities (1/4, 3/4), student (1/2, 1/2); KL = Σ t ln(t/s), × T²
     expected = (0.25 * torch.log(torch.tensor(0.5)) + 0.75 * torch.log(torch.tensor(1.5))) * 16
     assert float(distill_kl(student, teacher, 4.0)) == pytest.approx(float(expected), rel=1e-5)

@@ -38,6 +38,8 @@ def metric_bars(results: Results, metric: str, options: ReportOptions, folder: P
     error bars are the std over seeds; a dashed line per dataset marks the retrained
     model's mean."""
     plt = pyplot()
+    from matplotlib.patches import Rectangle
+
     data = results.values[results.values["metric"] == metric].copy()
     data["dataset_model"] = data["dataset"] + " (" + data["model"] + ")"
     scenarios = list(dict.fromkeys(results.cells["scenario"]))
@@ -69,8 +71,9 @@ def metric_bars(results: Results, metric: str, options: ReportOptions, folder: P
             ax.set_yscale("log")
     axes[0][0].set_ylabel(metric)
     legend = axes[0][-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    for handle in legend.legend_handles[: len(datasets)]:  # the datasets' keys: their hatch, no method's colour
-        handle.set_facecolor("white")
+    for handle in legend.legend_handles:  # the datasets' keys: their hatch, no method's colour
+        if isinstance(handle, Rectangle):
+            handle.set_facecolor("white")
     direction = "higher is better" if metric in HIGHER_IS_BETTER else "see docs/metrics.md for its direction"
     return save(figure, folder, f"bars__{metric}", f"{metric} per method",
                  f"Mean over seeds, error bars ± std; dashed lines: the retrained model ({direction}).")

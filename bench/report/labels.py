@@ -75,10 +75,14 @@ def place_labels(ax, names: list[str], xs, ys, colours: list[str], fontsize: flo
 
 
 def label_boxes(figure) -> list[tuple[str, Box]]:
-    """The drawn labels' boxes, in display pixels at the figure's dpi."""
+    """The drawn labels' text boxes (leader lines left out), in display pixels at the
+    figure's dpi."""
+    from matplotlib.text import Text
+
     renderer = figure.canvas.get_renderer()
     boxes = []
     for text in figure.findobj(lambda artist: (artist.get_gid() or "").startswith(LABEL_GID)):
-        extent = text.get_window_extent(renderer)
+        text.update_positions(renderer)  # an annotation's text sits at its offset only once positioned
+        extent = Text.get_window_extent(text, renderer)
         boxes.append((text.get_gid().removeprefix(LABEL_GID), (extent.x0, extent.y0, extent.x1, extent.y1)))
     return boxes
