@@ -91,6 +91,13 @@ class UnlearningMethod:
     def __init__(self, config: MethodConfig | None = None):
         self.config = config if config is not None else self.Config()
 
+    @classmethod
+    def scenario_params(cls, params: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
+        """``params`` with any value the method decides per scenario filled in (a method whose
+        authors use different settings for class and random forgetting leaves them ``None``
+        in its ``Config``); the tuner tries these as a study's default point."""
+        return params
+
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         """Return the unlearned model (``model`` is the caller's copy of the original; edit it freely)."""
         raise NotImplementedError

@@ -52,7 +52,7 @@ class StudySpec:
 
     def own_values(self) -> dict[str, Any]:
         """The entry's own values (its defaults, or an ablation's) of the space's parameters."""
-        resolved = self.entry.resolved_params()
+        resolved = get_method(self.entry.method).scenario_params(self.entry.resolved_params(), self.scenario)
         return {name: resolved[name] for name in self.space}
 
     def defaults(self) -> dict[str, Any] | None:

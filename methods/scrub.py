@@ -13,6 +13,7 @@ from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
 from bench.search_space import IntRange, LogUniform
+from bench.splits import Scenario
 from bench.train import Recipe, batch_indices, fit, make_optimizer
 
 # The two CIFAR-10 settings of the authors' notebooks (meghdadk/SCRUB 98ffb11): whole-class
@@ -80,14 +81,14 @@ class Scrub(UnlearningMethod):
         "alpha": LogUniform(1e-3, 1.0, "the notebooks' α: 0.001, 0.01, 0.5"),
     }
 
-    def settings(self, scenario_kind: str) -> dict:
-        """The config with every ``None`` filled in from the scenario's notebook."""
-        chosen = self.config.model_dump()
-        return {name: (PRESETS[scenario_kind][name] if value is None and name in PRESETS[scenario_kind] else value)
-                for name, value in chosen.items()}
+    @classmethod
+    def scenario_params(cls, params: dict, scenario: Scenario) -> dict:
+        """``params`` with every ``None`` filled in from the scenario's notebook (``PRESETS``)."""
+        preset = PRESETS[scenario.kind]
+        return {name: (preset[name] if value is None and name in preset else value) for name, value in params.items()}
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        s = self.settings(task.scenario.kind)
+        s = self.scenario_params(self.config.model_dump(), task.scenario)
         device = next(model.parameters()).device
         forget_x, forget_y = task.forget_x.to(device), task.forget_y.to(device)
         retain_x, retain_y = task.retain_x.to(device), task.retain_y.to(device)

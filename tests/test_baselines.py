@@ -144,7 +144,7 @@ def test_scrub_max_and_min_passes_alternate_as_configured(digits):
 def test_scrub_defaults_follow_the_scenarios_notebook(digits, spec, expected):
     method, _, task = run("scrub", digits, make_task(digits, spec), lr=1e-12)
     assert tuple(task.log["settings"].values()) == expected
-    assert method.settings(task.scenario.kind)["epochs"] == expected[0]
+    assert method.scenario_params(method.config.model_dump(), task.scenario)["epochs"] == expected[0]
 
 
 def test_scrub_max_steps_push_the_student_away_from_the_teacher_on_the_forget_set(digits):
@@ -202,3 +202,17 @@ def test_ssd_dampens_only_weights_far_more_important_to_the_forget_set(digits, a
         chosen = (i_f > alpha * i_d) & margin
         expected = before[chosen] * (i_d[chosen] / i_f[chosen]).clamp(max=1)
         assert torch.allclose(after[chosen], expected, rtol=1e-4, atol=1e-8), name
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("class:3", {"lr": 5e-4, "epochs": 3, "max_epochs": 2, "alpha": 0.001}),
+    ("random:0.1", {"lr": 5e-4, "epochs": 5, "max_epochs": 3, "alpha": 0.5}),
+])
+def test_the_tuner_tries_scrubs_notebook_settings_for_the_scenario_first(spec, expected):
+    """SCRUB leaves its scenario's settings at None; a study's default point is them, filled in."""
+    from bench.config import DatasetConfig, MethodEntry
+    from bench.splits import parse_scenario
+    from bench.studies import StudySpec
+
+    study = StudySpec(DatasetConfig(name="digits", model="cnn"), parse_scenario(spec, 10), MethodEntry(name="scrub", method="scrub"), "0" * 64)
+    assert study.defaults() == expected
