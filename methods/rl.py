@@ -122,7 +122,7 @@ class MaskedUpdates:
 
     def __init__(self, model: nn.Module, mask: Mask, restore: bool):
         self.mask, self.restore = mask, restore
-        self.params = dict(model.named_parameters())
+        self.params = {name: p for name, p in model.named_parameters() if name in mask}
         self.frozen = {name: p.detach().clone() for name, p in self.params.items()}
         self.handles = [p.register_hook(lambda grad, m=mask[name]: grad * m) for name, p in self.params.items()]
 

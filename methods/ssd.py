@@ -26,6 +26,8 @@ def dampen(model: nn.Module, forget: dict[str, torch.Tensor], full: dict[str, to
     (``src/ssd.py::modify_weight``, exponent 1, lower bound 1). Returns how many weights moved."""
     changed = 0
     for name, p in model.named_parameters():
+        if name not in forget:  # a frozen parameter has no importance and is left alone
+            continue
         selected = forget[name] > alpha * full[name]
         factor = (dampening * full[name] / forget[name]).clamp(max=1.0)
         p[selected] = p[selected] * factor[selected]

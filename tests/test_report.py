@@ -330,7 +330,7 @@ def test_tuning_table_marks_and_study_figure(tmp_path):
     main = (report.tables_dir / "main__digits__cnn__class-3.md").read_text()
     rows = [line.split("|")[1].strip() for line in main.splitlines() if line.startswith("| ") and "---" not in line][1:]
     # each tuned variant right after its defaults, marked; the proposed method's tuned variant last (not an ablation)
-    assert rows == ["retrain", "original", "amnesiac_undo", "broken", "finetune", "finetune+tuned§", "fcalb", "fcalb+tuned§"]
+    assert rows == ["retrain", "original", "amnesiac_undo", "finetune", "finetune+tuned§", "broken", "fcalb", "fcalb+tuned§"]
     assert md_row(main, "fcalb+tuned§")[7] == "**0.013 ± 0.004**"  # the lowest average gap: bold
     assert "§ +tuned: parameters chosen by python -m bench.tune (4 trials per method on tuning seeds 100" in main
     assert "finetune+tuned§" in (report.tables_dir / "gap__digits__cnn__class-3.md").read_text()

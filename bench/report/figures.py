@@ -19,7 +19,7 @@ from bench.report.drawing import (
 from bench.report.load import GROUP, Results, balance_log
 from bench.report.scatter import cost_vs_quality, mia_vs_forget, pareto_front
 from bench.report.tables import HIGHER_IS_BETTER, RETRAIN, ReportOptions, group_slug, group_title, method_order
-from bench.report.tuning import tuned_groups, tuned_slug
+from bench.report.tuning import is_tuned, tuned_groups, tuned_slug
 
 __all__ = ["Figure", "all_figures", "pareto_front"]
 
@@ -60,6 +60,8 @@ def metric_bars(results: Results, metric: str, options: ReportOptions, folder: P
                           error_kw={"linewidth": 0.8})
             for bar, method in zip(bars.patches, methods):
                 bar.set_gid(METHOD_GID + method)
+                if is_tuned(method):  # the same colour, lighter: the tuned variant of the bar beside it
+                    bar.set_alpha(0.55)
             level = stats["mean"].get(RETRAIN, np.nan)
             if np.isfinite(level):
                 line = ax.axhline(level, color=colours.get(RETRAIN, "black"), linestyle=LINESTYLES[(d + 1) % len(LINESTYLES)],

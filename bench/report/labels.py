@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 
-RADII_PX = (5, 11, 18, 27, 38, 51, 66, 84)
+RADII_PX = (3, 9, 16, 25, 36, 49, 64, 82)  # beyond the point's own marker
 DIRECTIONS = 12
-MARKER_HALF_PX = 4.0
+MARKER_HALF_PX = 4.0  # a marker of area 30 pt², the scatter figures' size
 LABEL_GID = "label:"
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in display pixels
@@ -28,42 +28,51 @@ def _box_at(anchor: tuple[float, float], dx: float, dy: float, size: tuple[float
     return (x, y, x + w, y + h)
 
 
-def candidates():
-    """Offsets (dx, dy) in pixels, nearest first; on each ring, upper right first."""
+def candidates(half: float = MARKER_HALF_PX):
+    """Offsets (dx, dy) in pixels from a marker of half-width ``half``, nearest first; on each
+    ring (measured from the marker's edge, so even a diagonal spot clears it), upper right first."""
     for radius in RADII_PX:
         for k in range(DIRECTIONS):
             angle = math.pi / 4 + 2 * math.pi * k / DIRECTIONS
-            yield radius * math.cos(angle), radius * math.sin(angle)
+            reach = radius + half * math.sqrt(2)
+            yield reach * math.cos(angle), reach * math.sin(angle)
 
 
-def place_labels(ax, names: list[str], xs, ys, colours: list[str], fontsize: float = 6) -> None:
+def place_labels(ax, names: list[str], xs, ys, colours: list[str], fontsize: float = 6,
+                 half_sizes: list[float] | None = None) -> None:
     """Annotate each point ``(xs[i], ys[i])`` of ``ax`` with ``names[i]``, no two labels
-    overlapping each other or any marker where a free spot exists within the largest ring
-    (else the spot overlapping least). A label set beyond the first ring gets a leader line.
+    overlapping each other or any marker (``half_sizes[i]``: half the marker's width in
+    pixels) and none leaving the axes, where a free spot exists within the largest ring (else
+    the least bad spot: over another label worst, over a marker next, outside the axes least).
+    A label set beyond the first ring gets a leader line.
     Call after the axes' limits and scales are final."""
     figure = ax.figure
     renderer = figure.canvas.get_renderer()
     ax.autoscale_view()
     points = ax.transData.transform(np.column_stack([xs, ys])) if len(names) else np.zeros((0, 2))
-    markers = [(x - MARKER_HALF_PX, y - MARKER_HALF_PX, x + MARKER_HALF_PX, y + MARKER_HALF_PX) for x, y in points]
+    halves = half_sizes or [MARKER_HALF_PX] * len(names)
+    markers = [(x - h, y - h, x + h, y + h) for (x, y), h in zip(points, halves)]
+    frame = ax.bbox
     placed: list[Box] = []
     to_points = 72.0 / figure.dpi
-    for name, (px, py), x, y, colour in zip(names, points, xs, ys, colours):
-        probe = ax.text(0, 0, name, fontsize=fontsize)
+    for name, (px, py), x, y, colour, half in zip(names, points, xs, ys, colours, halves):
+        probe = figure.text(0, 0, name, fontsize=fontsize)
         extent = probe.get_window_extent(renderer)
         probe.remove()
         size = (extent.width, extent.height)
         best, best_hits = None, math.inf
-        for dx, dy in candidates():
+        for dx, dy in candidates(half):
             box = _box_at((px, py), dx, dy, size)
-            hits = sum(overlap(box, other) for other in placed + markers)
+            outside = box[0] < frame.x0 or box[1] < frame.y0 or box[2] > frame.x1 or box[3] > frame.y1
+            hits = (100 * sum(overlap(box, other) for other in placed) + 10 * sum(overlap(box, other) for other in markers)
+                    + outside)  # another label is worst, a marker bad, leaving the axes least bad
             if hits < best_hits:
                 best, best_hits = (dx, dy, box), hits
             if hits == 0:
                 break
         dx, dy, box = best
         placed.append(box)
-        far = math.hypot(dx, dy) > RADII_PX[0] + 1
+        far = math.hypot(dx, dy) > half + RADII_PX[0] + 1
         ha = "left" if dx > 1e-9 else ("right" if dx < -1e-9 else "center")
         va = "bottom" if dy > 1e-9 else ("top" if dy < -1e-9 else "center")
         text = ax.annotate(

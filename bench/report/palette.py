@@ -63,6 +63,7 @@ def method_colours(methods: list[str], families: dict[str, str]) -> dict[str, st
     their default's colour). ``families`` maps each base method to its family. Members of a
     family spread evenly over its hue range; no two base methods share a colour."""
     bases = list(dict.fromkeys(base_method(m) for m in methods))
+    families = {**{base_method(m): f for m, f in families.items()}, **families}  # a tuned variant alone names its family
     colours: dict[str, str] = {}
     for family, (_, hues) in FAMILIES.items():
         members = [m for m in bases if families.get(m, "other") == family]

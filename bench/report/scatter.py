@@ -4,6 +4,7 @@ by a label that overlaps no other (:mod:`bench.report.labels`)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from bench.report.labels import place_labels
 from bench.report.load import GROUP, Results
 from bench.report.tables import RETRAIN, ReportOptions
 from bench.report.tuning import is_tuned
+
+MARKER_AREA, STAR_AREA = 30, 110  # pt², a method's marker and retrain's star
 
 
 def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -61,7 +64,7 @@ def _method_points(ax, points: pd.DataFrame, x: str, y: str, d: int, colours: di
     variant's is open."""
     for method, px, py in zip(points["method"], points[x], points[y]):
         colour = colours[method]
-        shape, size = ("*", 110) if method == RETRAIN else (MARKERS[d % len(MARKERS)], 30)
+        shape, size = ("*", STAR_AREA) if method == RETRAIN else (MARKERS[d % len(MARKERS)], MARKER_AREA)
         marker = ax.scatter([px], [py], marker=shape, facecolor="white" if is_tuned(method) else colour,
                             edgecolor=colour, linewidth=1.0, s=size, zorder=3)
         marker.set_gid(METHOD_GID + method)
@@ -74,8 +77,10 @@ def _label_panels(panels: list, x: str, y: str, colours: dict[str, str]) -> None
         by_axes.setdefault(ax, []).append(points)
     for ax, frames in by_axes.items():
         points = pd.concat(frames) if frames else pd.DataFrame(columns=["method", x, y])
+        dpi = ax.figure.dpi / 72  # pixels per point
+        halves = [(math.sqrt(STAR_AREA if m == RETRAIN else MARKER_AREA) / 2 + 1) * dpi for m in points["method"]]
         place_labels(ax, list(points["method"]), points[x].to_numpy(float), points[y].to_numpy(float),
-                     [colours[m] for m in points["method"]])
+                     [colours[m] for m in points["method"]], half_sizes=halves)
 
 
 def _dataset_keys(ax, panels: list) -> None:
@@ -96,9 +101,9 @@ def cost_vs_quality(results: Results, options: ReportOptions, folder: Path, colo
             continue
         _method_points(ax, points, "time_s", "avg_gap", d, colours)
         front = pareto_front(points, "time_s", "avg_gap")
-        ax.scatter(front["time_s"], front["avg_gap"], marker="o", facecolor="none", edgecolor="black", s=90, linewidth=0.8,
+        ax.scatter(front["time_s"], front["avg_gap"], marker="o", facecolor="none", edgecolor="0.5", s=90, linewidth=0.8,
                    zorder=2)
-        ax.step(front["time_s"], front["avg_gap"], where="post", color="black", linestyle=LINESTYLES[d % 4], linewidth=0.8,
+        ax.step(front["time_s"], front["avg_gap"], where="post", color="0.5", linestyle=LINESTYLES[d % 4], linewidth=0.8,
                 label=f"Pareto front, {label}")
     for ax in axes:
         ax.set_xscale("log")
