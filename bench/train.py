@@ -2,10 +2,10 @@
 
 Images stay uint8 in memory (on the model's device once moved); each step slices a
 batch of indices, then normalises and augments the whole batch with tensor
-operations (airbench's data path: no per-image Python). Original, retrained and
-any method that trains use :func:`train`; methods with unusual losses compose
-:func:`batch_indices`, :class:`Preprocess`, :func:`make_optimizer` and
-:func:`make_schedule` instead of copying the loop.
+operations (airbench's data path: no per-image Python). :func:`fit` is the loop;
+original, retrained and any method with one dataset and one loss use :func:`train` on
+it; methods with unusual steps (two batches a step, a teacher, "max" and "min" passes,
+balanced rounds) give :func:`fit` their own plan and step loss instead of copying the loop.
 """
 
 from __future__ import annotations
@@ -249,6 +249,7 @@ def fit(
     frozen_batchnorm: bool = False,
     progress: str | None = None,
     on_epoch: Callable[[int], None] | None = None,
+    end_epoch: Callable[[int], None] | None = None,
 ) -> TrainLog:
     """THE loop: for each epoch, one optimiser step per item ``plan(epoch)`` yields.
 
@@ -258,7 +259,8 @@ def fit(
     pair of them) and what its loss reads; the loop owns the mode (train, or batch norm
     frozen: eval-mode normalisation, running statistics never updated), autocast, the
     step and its schedule, ``hook`` (around each step, given the item), ``on_epoch``
-    (before each epoch: a learning-rate decay, a fresh draw of labels) and the timing.
+    (before each epoch: a learning-rate decay, a fresh draw of labels), ``end_epoch`` (after
+    it: a balancer's update) and the timing.
     """
     device = next(model.parameters()).device
     log = TrainLog()
@@ -290,6 +292,8 @@ def fit(
             total += loss.detach() * n
             count += n
         log.epoch_loss.append(float(total) / max(count, 1))
+        if end_epoch is not None:
+            end_epoch(epoch)
         bar.set_postfix(loss=f"{log.epoch_loss[-1]:.3f}")
     synchronize(device)
     log.seconds = time.perf_counter() - start

@@ -16,7 +16,7 @@ from bench.balance import make_balancer
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
 from bench.search_space import LogUniform, Uniform
 from bench.splits import per_class_subset
-from bench.train import Recipe, autocast, batch_indices, make_optimizer
+from bench.train import Recipe, autocast, batch_indices, fit, make_optimizer
 
 TEACHER_SEED_OFFSET = 7919  # the teacher's seed is the cell's seed plus this: never the original's init
 
@@ -122,30 +122,31 @@ class FCALB(UnlearningMethod):
         retain_batches = self._cycle(len(retain), c.batch_size, task.generator)
         steps = self.steps(task)
         task.log["steps"] = steps
-        rounds = []
-        model.train()
-        for round_steps in self._split(steps, c.rounds):
-            sums = torch.zeros(num_tasks, device=task.device)
-            for _step in range(round_steps):
-                forget_index = next(forget_batches).to(task.device)
-                retain_index = retain[next(retain_batches)].to(task.device) if c.recover else None
-                losses = self._losses(model, task, forget_index, retain_index, layers)
-                stacked = torch.stack(losses)
-                total = balancer.combine(stacked, shared)
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                optimizer.step()
-                sums += stacked.detach()
-            means = sums / round_steps
+        rounds, sizes = [], self._split(steps, c.rounds)
+        sums = torch.zeros(num_tasks, device=task.device)
+
+        def step_loss(_forward: nn.Module, _item: None, _round: int) -> tuple[torch.Tensor, int]:
+            forget_index = next(forget_batches).to(task.device)
+            retain_index = retain[next(retain_batches)].to(task.device) if c.recover else None
+            stacked = torch.stack(self._losses(model, task, forget_index, retain_index, layers))
+            sums.add_(stacked.detach())
+            return balancer.combine(stacked, shared), 1
+
+        def end_round(r: int) -> None:
+            means = sums / sizes[r]
             weights = balancer.weights()
             rounds.append({
-                "steps": round_steps,
+                "steps": sizes[r],
                 "forget_loss": float(means[0]),
                 "retain_loss": float(means[1]) if c.recover else None,
                 "forget_weight": float(weights[0]),
                 "retain_weight": float(weights[1]) if c.recover else None,
             })
             balancer.end_epoch(means)
+            sums.zero_()
+
+        # a round of the budget is an epoch of the loop: the balancer updates after each
+        fit(model, len(sizes), lambda r: [None] * sizes[r], step_loss, optimizer, end_epoch=end_round)
         task.log["rounds"] = rounds
         return model
 
