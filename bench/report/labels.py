@@ -39,12 +39,13 @@ def candidates(half: float = MARKER_HALF_PX):
 
 
 def place_labels(ax, names: list[str], xs, ys, colours: list[str], fontsize: float = 6,
-                 half_sizes: list[float] | None = None) -> None:
+                 half_sizes: list[float] | None = None, placed: list[Box] | None = None) -> None:
     """Annotate each point ``(xs[i], ys[i])`` of ``ax`` with ``names[i]``, no two labels
     overlapping each other or any marker (``half_sizes[i]``: half the marker's width in
     pixels) and none leaving the axes, where a free spot exists within the largest ring (else
-    the least bad spot: over another label worst, over a marker next, outside the axes least).
-    A label set beyond the first ring gets a leader line.
+    the least bad spot: over another label worst, then outside the axes, then over a marker).
+    ``placed`` holds the boxes of labels already drawn (other panels of the figure) and
+    receives these. A label set beyond the first ring gets a leader line.
     Call after the axes' limits and scales are final."""
     figure = ax.figure
     renderer = figure.canvas.get_renderer()
@@ -53,7 +54,7 @@ def place_labels(ax, names: list[str], xs, ys, colours: list[str], fontsize: flo
     halves = half_sizes or [MARKER_HALF_PX] * len(names)
     markers = [(x - h, y - h, x + h, y + h) for (x, y), h in zip(points, halves)]
     frame = ax.bbox
-    placed: list[Box] = []
+    placed = [] if placed is None else placed
     to_points = 72.0 / figure.dpi
     for name, (px, py), x, y, colour, half in zip(names, points, xs, ys, colours, halves):
         probe = figure.text(0, 0, name, fontsize=fontsize)
@@ -64,8 +65,7 @@ def place_labels(ax, names: list[str], xs, ys, colours: list[str], fontsize: flo
         for dx, dy in candidates(half):
             box = _box_at((px, py), dx, dy, size)
             outside = box[0] < frame.x0 or box[1] < frame.y0 or box[2] > frame.x1 or box[3] > frame.y1
-            hits = (100 * sum(overlap(box, other) for other in placed) + 10 * sum(overlap(box, other) for other in markers)
-                    + outside)  # another label is worst, a marker bad, leaving the axes least bad
+            hits = 100 * sum(overlap(box, other) for other in placed) + 20 * outside + sum(overlap(box, m) for m in markers)
             if hits < best_hits:
                 best, best_hits = (dx, dy, box), hits
             if hits == 0:

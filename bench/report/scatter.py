@@ -44,10 +44,13 @@ def _means(results: Results, metrics: list[str]) -> pd.DataFrame:
 
 def _scatter_figure(results: Results, x: str, y: str):
     """One panel per scenario, and for each panel and dataset the means over seeds of
-    ``x`` and ``y`` per method: ``(figure, axes, [(ax, dataset index, label, points)])``."""
+    ``x`` and ``y`` per method: ``(figure, axes, [(ax, dataset index, label, points)])``.
+    Panels grow with the number of points they hold, so that every label finds room."""
     plt = pyplot()
     scenarios = list(dict.fromkeys(results.cells["scenario"]))
-    figure, axes = plt.subplots(1, len(scenarios), figsize=(4.6 * len(scenarios), 3.6), squeeze=False)
+    crowd = len(results.methods) * len(set(zip(results.cells["dataset"], results.cells["model"])))
+    scale = max(1.0, (crowd / 12) ** 0.5)  # up to about a dozen points fit the base panel
+    figure, axes = plt.subplots(1, len(scenarios), figsize=(4.6 * scale * len(scenarios), 3.6 * scale), squeeze=False)
     means = _means(results, [x, y])
     datasets = list(dict.fromkeys(zip(results.cells["dataset"], results.cells["model"])))
     panels = []
@@ -73,6 +76,7 @@ def _method_points(ax, points: pd.DataFrame, x: str, y: str, d: int, colours: di
 def _label_panels(panels: list, x: str, y: str, colours: dict[str, str]) -> None:
     """Name every point of each axes at once (after its scales are set), labels apart."""
     by_axes: dict = {}
+    placed: list = []  # every label of the figure, so that panels' labels keep apart too
     for ax, _d, _label, points in panels:
         by_axes.setdefault(ax, []).append(points)
     for ax, frames in by_axes.items():
@@ -80,7 +84,7 @@ def _label_panels(panels: list, x: str, y: str, colours: dict[str, str]) -> None
         dpi = ax.figure.dpi / 72  # pixels per point
         halves = [(math.sqrt(STAR_AREA if m == RETRAIN else MARKER_AREA) / 2 + 1) * dpi for m in points["method"]]
         place_labels(ax, list(points["method"]), points[x].to_numpy(float), points[y].to_numpy(float),
-                     [colours[m] for m in points["method"]], half_sizes=halves)
+                     [colours[m] for m in points["method"]], half_sizes=halves, placed=placed)
 
 
 def _dataset_keys(ax, panels: list) -> None:
