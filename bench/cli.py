@@ -1,8 +1,11 @@
-"""Command-line options shared by the commands that run cells (``bench.sweep``, ``bench.tune``)."""
+"""Command-line options shared by the commands that run cells (``bench.sweep``, ``bench.tune``),
+and the command line of the scripts that print a table from a sweep's results."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from pathlib import Path
 
 from bench.errors import UserError
 
@@ -23,3 +26,18 @@ def add_run_options(parser: argparse.ArgumentParser, unit: str) -> None:
 def check_run_options(args: argparse.Namespace) -> None:
     if args.address and args.backend != "ray":
         raise UserError("--address is for --backend ray; allowed: --backend ray --address ADDR, or neither")
+
+
+def results_table_command(doc: str, needs: str, table: Callable[[Path, list[int] | None], str], argv: list[str] | None) -> int:
+    """``SCRIPT RESULTS [--seeds 0,1]``: check that the sweep folder ``RESULTS`` holds ``needs``
+    (``results.csv``, ``runs``), then print ``table(RESULTS, seeds)`` (``None``: every seed)."""
+    from bench.config import parse_int_list
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("results", type=Path, help=f"a sweep's results folder (with {needs})")
+    parser.add_argument("--seeds", help="comma-separated seeds to average (default: all present)")
+    args = parser.parse_args(argv)
+    if not (args.results / needs).exists():
+        raise UserError(f"{args.results / needs} not found; allowed: a folder python -m bench.sweep wrote")
+    print(table(args.results, parse_int_list(args.seeds, "--seeds") if args.seeds else None))
+    return 0

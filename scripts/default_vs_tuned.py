@@ -8,14 +8,12 @@ dataset and scenario.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-from bench.config import parse_int_list
-from bench.errors import UserError, cli_main
+from bench.cli import results_table_command
+from bench.errors import cli_main
 from bench.results import read_results_table
 
 METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_entropy", "avg_gap")
@@ -47,16 +45,7 @@ def table(frame: pd.DataFrame, seeds: list[int] | None) -> str:
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", type=Path, help="a sweep's results folder (with results.csv)")
-    parser.add_argument("--seeds", help="comma-separated seeds to average (default: all present)")
-    args = parser.parse_args(argv)
-    path = args.results / "results.csv"
-    if not path.is_file():
-        raise UserError(f"{path} not found; allowed: a folder python -m bench.sweep wrote")
-    seeds = parse_int_list(args.seeds, "--seeds") if args.seeds else None
-    print(table(read_results_table(path), seeds))
-    return 0
+    return results_table_command(__doc__, "results.csv", lambda folder, seeds: table(read_results_table(folder / "results.csv"), seeds), argv)
 
 
 if __name__ == "__main__":

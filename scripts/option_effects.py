@@ -8,7 +8,6 @@ the seeds present (the measured-effects table of docs/methods.md).
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from collections import defaultdict
@@ -16,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.config import parse_int_list
-from bench.errors import UserError, cli_main
+from bench.cli import results_table_command
+from bench.errors import cli_main
 from bench.results import read_records
 
 METRICS = ("forget_acc", "retain_acc", "test_acc", "test_rest_acc", "avg_gap")
@@ -54,15 +53,7 @@ def table(results: Path, seeds: list[int] | None) -> str:
 
 @cli_main
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", type=Path, help="a sweep's results folder (with runs/)")
-    parser.add_argument("--seeds", help="comma-separated seeds to average (default: all present)")
-    args = parser.parse_args(argv)
-    if not (args.results / "runs").is_dir():
-        raise UserError(f"{args.results / 'runs'} not found; allowed: a folder python -m bench.sweep wrote")
-    seeds = parse_int_list(args.seeds, "--seeds") if args.seeds else None
-    print(table(args.results, seeds))
-    return 0
+    return results_table_command(__doc__, "runs", table, argv)
 
 
 if __name__ == "__main__":
