@@ -250,7 +250,8 @@ class SweepConfig(BaseModel):
             if entry.space != describe_space(space):
                 raise ValueError(f"{where} was tuned over another search space ({entry.space}); {again}")
             resolved, scenario = method.resolved_params(), parse_scenario(entry.scenario, dataset_num_classes(entry.dataset))
-            if entry.defaults != {name: get_method(method.method).scenario_params(resolved, scenario)[name] for name in space}:
+            own = get_method(method.method).setting_params(resolved, scenario, datasets[entry.dataset].recipe.epochs)
+            if entry.defaults != {name: own[name] for name in space}:
                 raise ValueError(f"{where} was tuned from other defaults ({entry.defaults}); {again}")
             plain = json.loads(json.dumps(resolved))  # as the tuned file holds them: tuples are lists
             if entry.method_params != plain:

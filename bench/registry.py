@@ -20,6 +20,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from bench.budget import scaled_epochs
 from bench.errors import UserError
 from bench.search_space import SearchSpace, check_space
 from bench.splits import Scenario
@@ -91,12 +92,26 @@ class UnlearningMethod:
     def __init__(self, config: MethodConfig | None = None):
         self.config = config if config is not None else self.Config()
 
+    scaled: ClassVar[dict[str, tuple[int, int]]] = {}
+    """Epoch counts the ``Config`` leaves ``None``: name → (the authors' count, the epochs their
+    original trained), filled in as the same share of this original's training
+    (:func:`bench.budget.scaled_epochs`)."""
+
     @classmethod
-    def scenario_params(cls, params: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
-        """``params`` with any value the method decides per scenario filled in (a method whose
-        authors use different settings for class and random forgetting leaves them ``None``
-        in its ``Config``); the tuner tries these as a study's default point."""
-        return params
+    def setting_params(cls, params: dict[str, Any], scenario: Scenario, training_epochs: int) -> dict[str, Any]:
+        """``params`` with every value the method leaves to the setting filled in: the epoch
+        counts of ``scaled`` for an original trained ``training_epochs`` epochs (a method whose
+        authors use different settings for class and random forgetting also fills those in).
+        The tuner tries the result as a study's default point."""
+        return {
+            name: scaled_epochs(*cls.scaled[name], training_epochs) if value is None and name in cls.scaled else value
+            for name, value in params.items()
+        }
+
+    def settings(self, task: UnlearnTask) -> Any:
+        """This instance's ``Config`` with :meth:`setting_params` applied for ``task``."""
+        params = self.setting_params(self.config.model_dump(), task.scenario, task.recipe.epochs)
+        return self.config.model_copy(update=params)
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         """Return the unlearned model (``model`` is the caller's copy of the original; edit it freely)."""

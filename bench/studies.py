@@ -52,7 +52,9 @@ class StudySpec:
 
     def own_values(self) -> dict[str, Any]:
         """The entry's own values (its defaults, or an ablation's) of the space's parameters."""
-        resolved = get_method(self.entry.method).scenario_params(self.entry.resolved_params(), self.scenario)
+        resolved = get_method(self.entry.method).setting_params(
+            self.entry.resolved_params(), self.scenario, self.dataset.recipe.epochs
+        )
         return {name: resolved[name] for name in self.space}
 
     def defaults(self) -> dict[str, Any] | None:

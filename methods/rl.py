@@ -22,7 +22,7 @@ Mask = dict[str, torch.Tensor]
 
 class RandomLabelConfig(MethodConfig):
     lr: float = Field(0.01, gt=0)
-    epochs: int = Field(10, ge=1)
+    epochs: int | None = Field(None, ge=1)
     batch_size: int = Field(256, ge=1)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0)
@@ -79,21 +79,23 @@ class RandomLabels(UnlearningMethod):
     | --- | --- | --- |
     | epoch | CIFAR-10 since f31f82e: a pass over the forget set, then one over the retain set; before it (the paper's runs) and for CIFAR-100: both shuffled together | forget first (``order="forget_first"``); ``"mixed"``: the paper-era order |
     | random labels | uniform over all K classes, true class included, drawn per batch (per epoch in the mixed order) | uniform over K, drawn per epoch (each forget sample is seen once an epoch, so the same draw); ``labels="other"``: y' ≠ y as the paper writes |
-    | optimiser | SGD lr 0.01, momentum 0.9 (no Nesterov), weight decay 5e-4 on every parameter, constant (the 91/136 milestones never come), 10 epochs | the same |
+    | optimiser | SGD lr 0.01, momentum 0.9 (no Nesterov), weight decay 5e-4 on every parameter, constant (the 91/136 milestones never come) | the same |
+    | epochs | 10, after 182 of training | the same share of this original's training, at least one (``epochs=None``, :mod:`bench.budget`; 1 on the cpu profile, 2 on quick); ``epochs=10`` the literal count |
     | batch, mode, augmentation | 256, train mode, the training crop and flip | the same (``augment``) |
     """
 
     family = "recent_baselines"
 
     Config = RandomLabelConfig
+    scaled = {"epochs": (10, 182)}
 
     search_space = {
         "lr": LogUniform(1e-4, 1e-1, "RL's lr in [1e-4, 1e-1] at 10 epochs: the grid of SalUn's authors (Unlearn-WorstCase App. B1, quoted in OPTML-Group/Unlearn-WorstCase issue #1)"),
-        "epochs": IntRange(1, 10, "chosen here: one epoch up to the code's 10 (arg_parser.py unlearn_epochs)"),
+        "epochs": IntRange(1, 5, "chosen here: one epoch up to half the code's 10 (arg_parser.py unlearn_epochs), at most about a retraining's cost on the cpu profile"),
     }
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        task.log["epoch_loss"] = train_on_random_labels(model, task, self.config)
+        task.log["epoch_loss"] = train_on_random_labels(model, task, self.settings(task))
         return model
 
 
@@ -158,21 +160,22 @@ class SalUn(UnlearningMethod):
     | --- | --- | --- |
     | mask | eval mode, −CE on forget batches of 256 with augmentation, the magnitude of the summed batch gradients, one global ranking over every parameter (batch-norm affine included), top r trainable | the same (``mask_ratio`` r = 0.5, ``mask_batch_size``) |
     | masked weights | since #33 (a6e89fd): gradients masked and the weights set back after each step; before (every published number): gradients masked only, so weight decay and momentum moved them (issue #32) | restored: bit for bit the original's (``frozen_weights="restored"``); ``"decayed"``: the published behaviour |
-    | training | RL: forget then retain each epoch, SGD 0.013, momentum 0.9, wd 5e-4, batch 256, train mode (running statistics not masked) | the same, with RL's ``order`` and ``labels`` options |
+    | training | RL: forget then retain each epoch, SGD 0.013, momentum 0.9, wd 5e-4, batch 256, 10 epochs after 182 of training, train mode (running statistics not masked) | the same, epochs scaled as RL's, with RL's ``order`` and ``labels`` options |
     """
 
     family = "recent_baselines"
 
     Config = SalUnConfig
+    scaled = {"epochs": (10, 182)}
 
     search_space = {
         "lr": LogUniform(1e-4, 1e-1, "the [1e-4, 1e-1] lr grid SalUn's authors use for RL-type methods (OPTML-Group/Unlearn-WorstCase issue #1); the README's 0.013 inside"),
-        "epochs": IntRange(1, 10, "chosen here: one epoch up to the README's 10"),
+        "epochs": IntRange(1, 5, "chosen here: one epoch up to half the README's 10, at most about a retraining's cost on the cpu profile"),
         "mask_ratio": Uniform(0.1, 0.9, "the ratios generate_mask.py writes, with_0.1 to with_0.9 (with_1.0 is RL)"),
     }
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
-        c = self.config
+        c = self.settings(task)
         mask = saliency_mask(model, task, c.mask_ratio, c.mask_batch_size, c.augment)
         task.log["trainable_share"] = float(sum(m.sum() for m in mask.values()) / sum(m.numel() for m in mask.values()))
         hook = MaskedUpdates(model, mask, restore=c.frozen_weights == "restored")

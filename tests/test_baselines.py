@@ -5,12 +5,13 @@ and keeps the invariants its authors' code keeps."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.train import block_batches
+from bench.train import Recipe, block_batches
 from conftest import make_task, run
 from methods.bad_teacher import INCOMPETENT_SEED_OFFSET
 from methods.l1_sparse import l1_norm, l1_weight
@@ -142,7 +143,9 @@ def test_scrub_max_and_min_passes_alternate_as_configured(digits):
 
 @pytest.mark.parametrize(("spec", "expected"), [("class:3", (3, 2, 0.99, 0.001, 256, 512)), ("random:0.1", (5, 3, 1.0, 0.5, 32, 16))])
 def test_scrub_defaults_follow_the_scenarios_notebook(digits, spec, expected):
-    _, _, task = run("scrub", digits, make_task(digits, spec), lr=1e-12)
+    """An original trained as long as the notebooks' (25 epochs) runs their settings as they are."""
+    task = dataclasses.replace(make_task(digits, spec), recipe=Recipe(epochs=25))
+    _, _, task = run("scrub", digits, task, lr=1e-12)
     assert tuple(task.log["settings"].values()) == expected
 
 
@@ -203,15 +206,19 @@ def test_ssd_dampens_only_weights_far_more_important_to_the_forget_set(digits, a
         assert torch.allclose(after[chosen], expected, rtol=1e-4, atol=1e-8), name
 
 
-@pytest.mark.parametrize(("spec", "expected"), [
-    ("class:3", {"lr": 5e-4, "epochs": 3, "max_epochs": 2, "alpha": 0.001}),
-    ("random:0.1", {"lr": 5e-4, "epochs": 5, "max_epochs": 3, "alpha": 0.5}),
+@pytest.mark.parametrize(("spec", "training_epochs", "expected"), [
+    ("class:3", 25, {"lr": 5e-4, "epochs": 3, "max_epochs": 2, "alpha": 0.001}),
+    ("random:0.1", 25, {"lr": 5e-4, "epochs": 5, "max_epochs": 3, "alpha": 0.5}),
+    ("random:0.1", 5, {"lr": 5e-4, "epochs": 1, "max_epochs": 1, "alpha": 0.5}),
 ])
-def test_the_tuner_tries_scrubs_notebook_settings_for_the_scenario_first(spec, expected):
-    """SCRUB leaves its scenario's settings at None; a study's default point is them, filled in."""
+def test_the_tuner_tries_scrubs_notebook_settings_for_the_scenario_first(spec, training_epochs, expected):
+    """SCRUB leaves its scenario's settings at None; a study's default point is them, filled
+    in, the epoch counts scaled from the notebooks' 25 training epochs to the dataset's recipe."""
     from bench.config import DatasetConfig, MethodEntry
     from bench.splits import parse_scenario
     from bench.studies import StudySpec
+    from bench.train import Recipe
 
-    study = StudySpec(DatasetConfig(name="digits", model="cnn"), parse_scenario(spec, 10), MethodEntry(name="scrub", method="scrub"), "0" * 64)
+    dataset = DatasetConfig(name="digits", model="cnn", recipe=Recipe(epochs=training_epochs))
+    study = StudySpec(dataset, parse_scenario(spec, 10), MethodEntry(name="scrub", method="scrub"), "0" * 64)
     assert study.defaults() == expected

@@ -187,20 +187,17 @@ AUTHORS_DEFAULTS = [
     ("SSD's finetune: SGD 0.02, 5 epochs", "finetune", "lr", 0.02),
     ("SSD's finetune: SGD 0.02, 5 epochs", "finetune", "epochs", 5),
     ("GA: the README's lr 1e-4, 5 epochs", "ga", "lr", 1e-4),
-    ("GA: the README's lr 1e-4, 5 epochs", "ga", "epochs", 5),
     ("GA: batch 256 (arg_parser.py)", "ga", "batch_size", 256),
     ("GA: SGD momentum 0.9, weight decay 5e-4 (impl.py)", "ga", "momentum", 0.9),
     ("GA: SGD momentum 0.9, weight decay 5e-4 (impl.py)", "ga", "weight_decay", 5e-4),
     ("Bad Teacher: batch 256", "bad_teacher", "batch_size", 256),
     ("RL: arg_parser.py's lr 0.01, 10 epochs", "rl", "lr", 0.01),
-    ("RL: arg_parser.py's lr 0.01, 10 epochs", "rl", "epochs", 10),
     ("RL: forget pass, then retain pass (CIFAR-10 since f31f82e)", "rl", "order", "forget_first"),
     ("RL: labels uniform over all classes (RL.py)", "rl", "labels", "any"),
     ("SalUn: the README's lr 0.013", "salun", "lr", 0.013),
     ("SalUn: the README's mask with_0.5.pt", "salun", "mask_ratio", 0.5),
     ("SalUn: masked weights restored (#33)", "salun", "frozen_weights", "restored"),
     ("l1-sparse: the README's lr 0.01, 10 epochs", "l1_sparse", "lr", 0.01),
-    ("l1-sparse: the README's lr 0.01, 10 epochs", "l1_sparse", "epochs", 10),
     ("NegGrad+: alpha 0.9999 (large scale)", "neggrad_plus", "alpha", 0.9999),
     ("NegGrad+: SGD 0.01 without momentum or weight decay", "neggrad_plus", "lr", 0.01),
     ("NegGrad+: SGD 0.01 without momentum or weight decay", "neggrad_plus", "momentum", 0.0),
@@ -223,6 +220,33 @@ AUTHORS_DEFAULTS = [
 @pytest.mark.parametrize(("aspect", "name", "field", "value"), AUTHORS_DEFAULTS)
 def test_defaults_are_the_authors_code(aspect, name, field, value):
     assert getattr(get_method(name).Config(), field) == value, aspect
+
+
+# (method, scenario, the epochs the authors' originals trained, the counts their code runs)
+AUTHORS_EPOCHS = [
+    ("ga", "class:3", 182, {"epochs": 5}),  # Unlearn-Sparse README; arg_parser.py --epochs 182
+    ("rl", "class:3", 182, {"epochs": 10}),  # Unlearn-Saliency arg_parser.py
+    ("salun", "random:0.1", 182, {"epochs": 10}),  # Unlearn-Saliency README
+    ("l1_sparse", "class:3", 182, {"epochs": 10}),  # Unlearn-Sparse README
+    ("neggrad_plus", "random:0.1", 25, {"epochs": 5}),  # MIA_experiments.ipynb, training_epochs=25
+    ("scrub", "class:3", 25, {"epochs": 3, "max_epochs": 2}),  # large_scale_unlearning.ipynb
+    ("scrub", "random:0.1", 25, {"epochs": 5, "max_epochs": 3}),  # MIA_experiments.ipynb
+]
+
+
+@pytest.mark.parametrize(("name", "spec", "authors_training", "counts"), AUTHORS_EPOCHS)
+def test_epoch_counts_are_the_authors_share_of_the_training(name, spec, authors_training, counts):
+    """On the authors' training length the defaults run the authors' counts; on a five times
+    shorter one, a fifth of them (rounded, at least one), e.g. the cpu profile's digits (5 epochs)."""
+    from bench.splits import parse_scenario
+
+    method = get_method(name)
+    defaults, scenario = method.Config().model_dump(), parse_scenario(spec, 10)
+    assert all(defaults[field] is None for field in counts)
+    assert {f: method.setting_params(defaults, scenario, authors_training)[f] for f in counts} == counts
+    fifth = method.setting_params(defaults, scenario, authors_training // 5)
+    assert {f: fifth[f] for f in counts} == {f: max(1, round(n * (authors_training // 5) / authors_training)) for f, n in counts.items()}
+    assert method.setting_params({**defaults, "epochs": 7}, scenario, authors_training)["epochs"] == 7
 
 
 def test_boundary_expand_prunes_by_default_and_writes_the_shadow_row(digits):
