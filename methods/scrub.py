@@ -82,8 +82,8 @@ class Scrub(UnlearningMethod):
 
     search_space = {
         "lr": LogUniform(5e-5, 5e-3, "chosen here: a decade either side of the notebooks' 5e-4"),
-        "epochs": IntRange(1, 5, "the notebooks run 3, 5 or 10 epochs; here up to 5"),
-        "max_epochs": IntRange(1, 3, "the notebooks' msteps: 2, 3 or 5; here up to 3"),
+        "epochs": IntRange(1, 6, "the notebooks run 3, 5 or 10 epochs after 25 of training; here up to 6, the random default on the quick profile's 30 training epochs"),
+        "max_epochs": IntRange(1, 4, "the notebooks' msteps: 2, 3 or 5; here up to 4 (as epochs)"),
         "alpha": LogUniform(1e-3, 1.0, "the notebooks' α: 0.001, 0.01, 0.5"),
     }
 
