@@ -37,8 +37,15 @@ if [ -z "$out" ]; then
   out="results/${sweep:-$profile}"
   args+=(--out "$out")
 fi
+# Ray, where installed (the dev extra), runs the cells as parallel tasks of resources.cpus
+# cores each (the quick profile: one); results are the same as the local backend's.
+backend=()
+if [[ " ${args[*]-} " != *" --backend"* ]] && .venv/bin/python -c "import ray" 2>/dev/null; then
+  backend=(--backend ray)
+  echo "sweep backend: ray (--backend local runs the cells in this process)" >&2
+fi
 start=$SECONDS
-.venv/bin/python -m bench.sweep --config "$config" "${args[@]}"
+.venv/bin/python -m bench.sweep --config "$config" "${backend[@]}" "${args[@]}"
 .venv/bin/python -m bench.report --results "$out" "${plots[@]}"
 echo "done in $((SECONDS - start)) s; results: $out/results.csv, run records: $out/runs/, tables: $out/tables/"
 echo "$out/report.html"

@@ -19,6 +19,7 @@ def test_run_all_quick_profile_end_to_end(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=900, env={**os.environ},
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "sweep backend: ray" in result.stderr  # the dev extra brings Ray: cells as parallel tasks
     assert f"results: {out}/results.csv" in result.stdout and "tables:" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == f"{out}/report.html"
     table = pd.read_csv(out / "results.csv")
