@@ -88,14 +88,13 @@ class UnlearningMethod:
     """Which methods it is drawn and listed with (``bench.report.palette.FAMILIES``)."""
     search_space: ClassVar[SearchSpace] = {}
     """What the tuner searches (see :mod:`bench.search_space`); empty: tuned over nothing."""
-
-    def __init__(self, config: MethodConfig | None = None):
-        self.config = config if config is not None else self.Config()
-
     scaled: ClassVar[dict[str, tuple[int, int]]] = {}
     """Epoch counts the ``Config`` leaves ``None``: name → (the authors' count, the epochs their
     original trained), filled in as the same share of this original's training
     (:func:`bench.budget.scaled_epochs`)."""
+
+    def __init__(self, config: MethodConfig | None = None):
+        self.config = config if config is not None else self.Config()
 
     @classmethod
     def setting_params(cls, params: dict[str, Any], scenario: Scenario, training_epochs: int) -> dict[str, Any]:
@@ -108,7 +107,7 @@ class UnlearningMethod:
             for name, value in params.items()
         }
 
-    def settings(self, task: UnlearnTask) -> Any:
+    def settings(self, task: UnlearnTask) -> MethodConfig:
         """This instance's ``Config`` with :meth:`setting_params` applied for ``task``."""
         params = self.setting_params(self.config.model_dump(), task.scenario, task.recipe.epochs)
         return self.config.model_copy(update=params)

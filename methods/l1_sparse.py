@@ -30,7 +30,7 @@ class L1Sparse(UnlearningMethod):
     over the epochs, so the model moves towards a sparse one and the forget set's traces fade.
     Defaults: OPTML-Group/Unlearn-Sparse (80ba55d) ``unlearn/FT_prune.py`` (which runs
     ``FT.py::FT_l1``; the README's "l1-sparse") with the README's CIFAR-10 command (lr 0.01,
-    10 epochs) and the optimiser of ``unlearn/impl.py``.
+    10 epochs after 182 of training, scaled to this training) and the optimiser of ``unlearn/impl.py``.
 
     | aspect | authors' code | here |
     | --- | --- | --- |

@@ -154,7 +154,8 @@ class SalUn(UnlearningMethod):
     """Saliency unlearning: rank every weight by the magnitude of the forget loss's
     gradient, then run RL (see ``rl``) updating only the top ``mask_ratio`` of them. Defaults:
     OPTML-Group/Unlearn-Saliency (a6e89fd) ``Classification/generate_mask.py`` and
-    ``unlearn/RL.py`` with the README's CIFAR-10 command (lr 0.013, 10 epochs, ``with_0.5.pt``).
+    ``unlearn/RL.py`` with the README's CIFAR-10 command (lr 0.013, ``with_0.5.pt``, 10 epochs after 182 of
+    training, scaled to this training).
 
     | aspect | authors' code | here |
     | --- | --- | --- |

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import colorsys
 import itertools
+import os
 
 import pytest
 
@@ -110,3 +111,15 @@ def test_main_table_is_ordered_by_family_with_the_proposed_method_last(crowded_r
         for method in sorted(family):  # by name within a family (the records' order)
             expected += [method] + ([method + "+tuned"] if method in TUNED else [])
     assert rows == expected + ["fcalb", "fcalb+tuned"]
+
+
+def test_forked_figure_jobs_return_in_order_what_they_return_here():
+    """The report's figures are drawn by forked workers; each job's result comes back in the
+    jobs' order, the same as drawing them one after the other in this process."""
+    from functools import partial
+
+    from bench.report.figures import run_jobs
+
+    jobs = [partial(lambda i: {"job": i, "square": i * i}, i) for i in range(7)]
+    assert run_jobs(jobs, workers=2) == run_jobs(jobs, workers=1) == [{"job": i, "square": i * i} for i in range(7)]
+    assert os.getpid() not in run_jobs([os.getpid] * 2, workers=2)  # drawn in other processes
