@@ -22,6 +22,9 @@ def describe(name: str) -> str:
     for field_name, field in fields.items():
         annotation = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
         lines.append(f"    {field_name}: {annotation} = {field.default!r}")
+        if field_name in method.scaled:
+            count, training = method.scaled[field_name]
+            lines.append(f"      None: the authors' {count} epochs after {training} of training, as the same share of this original's (bench.budget)")
     if not method.search_space:
         lines.append("    search space: none (tuned over nothing: the tuner keeps its defaults)")
     else:

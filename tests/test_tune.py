@@ -133,6 +133,7 @@ def test_every_method_declares_its_space_with_sources_and_the_listing_shows_them
         for field, param in get_method(name).search_space.items():
             assert f"{field}: {param.describe()}  [{param.source}]" in listing
     assert listing.count("search space: none") == len(untuned)
+    assert "None: the authors' 10 epochs after 182 of training" in listing  # rl, salun, l1_sparse
 
 
 def test_a_space_the_config_would_reject_is_refused_at_registration():
