@@ -234,18 +234,31 @@ AUTHORS_EPOCHS = [
 ]
 
 
+# The same counts on the profiles' training lengths: the cpu profile's digit sets (5 epochs),
+# its CIFAR-10 (10) and the quick profile (30); worked by hand from the rule (round, at least 1).
+PROFILE_EPOCHS = {
+    ("ga", "class:3"): ({"epochs": 1}, {"epochs": 1}, {"epochs": 1}),  # 5·30/182 = 0.82
+    ("rl", "class:3"): ({"epochs": 1}, {"epochs": 1}, {"epochs": 2}),  # 10·10/182 = 0.55, 10·30/182 = 1.65
+    ("salun", "random:0.1"): ({"epochs": 1}, {"epochs": 1}, {"epochs": 2}),
+    ("l1_sparse", "class:3"): ({"epochs": 1}, {"epochs": 1}, {"epochs": 2}),
+    ("neggrad_plus", "random:0.1"): ({"epochs": 1}, {"epochs": 2}, {"epochs": 6}),  # 5·10/25 = 2
+    ("scrub", "class:3"): ({"epochs": 1, "max_epochs": 1}, {"epochs": 1, "max_epochs": 1}, {"epochs": 4, "max_epochs": 2}),
+    ("scrub", "random:0.1"): ({"epochs": 1, "max_epochs": 1}, {"epochs": 2, "max_epochs": 1}, {"epochs": 6, "max_epochs": 4}),
+}
+
+
 @pytest.mark.parametrize(("name", "spec", "authors_training", "counts"), AUTHORS_EPOCHS)
 def test_epoch_counts_are_the_authors_share_of_the_training(name, spec, authors_training, counts):
-    """On the authors' training length the defaults run the authors' counts; on a five times
-    shorter one, a fifth of them (rounded, at least one), e.g. the cpu profile's digits (5 epochs)."""
+    """On the authors' training length the defaults run the authors' counts; on the profiles'
+    shorter ones, the same share (the known counts above); a count set by hand is run as it is."""
     from bench.splits import parse_scenario
 
     method = get_method(name)
     defaults, scenario = method.Config().model_dump(), parse_scenario(spec, 10)
     assert all(defaults[field] is None for field in counts)
     assert {f: method.setting_params(defaults, scenario, authors_training)[f] for f in counts} == counts
-    fifth = method.setting_params(defaults, scenario, authors_training // 5)
-    assert {f: fifth[f] for f in counts} == {f: max(1, round(n * (authors_training // 5) / authors_training)) for f, n in counts.items()}
+    for training, expected in zip((5, 10, 30), PROFILE_EPOCHS[(name, spec)]):
+        assert {f: method.setting_params(defaults, scenario, training)[f] for f in counts} == expected, training
     assert method.setting_params({**defaults, "epochs": 7}, scenario, authors_training)["epochs"] == 7
 
 
