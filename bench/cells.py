@@ -141,7 +141,7 @@ def costly_metrics(
         target = (1 - evaluation.relearn.alpha) * reference.original_forget_acc
         steps, censored = relearn_steps(
             unlearned, splits["forget"], target, evaluation.relearn, prepared.preprocess,
-            generator_for(cell.seed, "relearn"), evaluation.batch_size,
+            generator_for(cell.seed, "relearn"), evaluation.inference_batch(models.device),
         )
         metrics.update(relearn_metrics(steps, censored, *reference.relearn))
     if evaluation.forget_quality is not None:
@@ -151,7 +151,7 @@ def costly_metrics(
             generator = generator_for(cell.seed, "method", cell.method.name, "run", k)
             task = make_task(cell, prepared, models, split, original, generator, retrain_replica=runs + k)
             unlearned = run_method(cell, task, original, measure_memory=False).model
-            return run_outcome(unlearned, splits, prepared.preprocess, evaluation.batch_size)
+            return run_outcome(unlearned, splits, prepared.preprocess, evaluation.inference_batch(models.device))
 
         outcomes = map_runs(one_run, range(1, runs + 1), models.device, evaluation.forget_quality.workers)
         metrics.update(forget_quality_metrics(outcomes, reference.replica_outcomes, evaluation.forget_quality.delta))
@@ -206,7 +206,7 @@ def run_cell(
     tuning = tuning_summary(config, cell)
     if tuning is not None:
         record["tuning"] = tuning
-    batch_size = config.evaluation.batch_size
+    batch_size = config.evaluation.inference_batch(models.device)
     try:
         run = run_method(cell, task, original)
         reference = models.reference(prepared, cell, split, original, config.evaluation)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bench.data import dataset_num_classes
 from bench.errors import UserError, read_user_text
+from bench.evaluation_config import EvaluationConfig
 from bench.models import model_names
 from bench.registry import get_method, method_names
 from bench.splits import parse_scenario
@@ -92,48 +93,6 @@ class MethodEntry(BaseModel):
     def resolved_params(self) -> dict[str, Any]:
         """Every hyper-parameter, defaults included, as the method will see them."""
         return get_method(self.method).Config.model_validate(self.params).model_dump()
-
-
-class RelearnConfig(BaseModel):
-    """The relearn-time test (Chundawat et al. 2023, "Zero-shot machine unlearning", the
-    anamnesis index): fine-tune on ``samples`` forget samples, ``batch_size`` at a time, with
-    SGD (momentum 0.9) at ``lr``, until the forget accuracy is at least (1 − ``alpha``) of
-    the original model's; at most ``max_steps`` steps. α = 0.05 as this benchmark's
-    specification asks; the other values are chosen here: small enough to relearn in
-    seconds on a CPU, large enough that a retrained model needs more than a step."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    alpha: float = Field(0.05, gt=0, lt=1)
-    samples: int = Field(64, ge=1)
-    batch_size: int = Field(16, ge=1)
-    lr: float = Field(0.01, gt=0)
-    max_steps: int = Field(500, ge=1)
-
-
-class ForgetQualityConfig(BaseModel):
-    """The NeurIPS 2023 unlearning challenge's score from ``runs`` (K) runs of each method
-    and K retrained models; the challenge used K = 512 and δ = 1e-5."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    runs: int = Field(16, ge=2)
-    delta: float = Field(1e-5, gt=0, lt=1)
-    workers: int | None = Field(None, ge=1)  # runs at once on the CPU; default one per core
-
-
-class EvaluationConfig(BaseModel):
-    """How cells are evaluated. ``svc_max_samples`` caps the members and the non-members
-    the SVC attack is fit on (each side), since its fit grows about quadratically with them
-    (12 s at 10,000 a side, 0.7 s at 2,500, measured on 2 cores); ``null`` fits on the whole
-    test set as SalUn does. ``relearn`` and ``forget_quality`` turn on the costly tier."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    batch_size: int = Field(1024, ge=1)
-    svc_max_samples: int | None = Field(2500, ge=10)
-    relearn: RelearnConfig | None = None
-    forget_quality: ForgetQualityConfig | None = None
 
 
 class ResourcesConfig(BaseModel):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.config import RelearnConfig
+from bench.evaluation_config import RelearnConfig
 from bench.evaluate import SplitData, predict_logits
 from bench.metrics import accuracy
 from bench.metrics.forget_quality import forget_quality, logit_scaled_confidence

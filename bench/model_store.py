@@ -139,7 +139,7 @@ class ModelStore:
         self, prepared: PreparedData, cell: "Cell", split: Split, original: CachedModel, retrained: CachedModel,
         evaluation: EvaluationConfig,
     ) -> Reference:
-        batch_size = evaluation.batch_size
+        batch_size = evaluation.inference_batch(self.device)
         splits = evaluation_splits(prepared, split)
         result = evaluate(retrained.model, splits, cell.scenario, prepared.preprocess, batch_size)
         mia = mia_metrics(result.logits, result.labels, cell.scenario, cell.seed, evaluation.svc_max_samples)

@@ -6,10 +6,14 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
-from bench.evaluate import split_metrics
+from bench.evaluate import predict_logits, split_metrics
+from bench.evaluation_config import EvaluationConfig
 from bench.metrics import accuracy
+from bench.models import build_model
 from bench.splits import parse_scenario
+from bench.train import Preprocess
 
 
 def test_accuracy_known_answers():
@@ -37,3 +41,15 @@ def test_class_scenario_splits_test_accuracy_by_the_forgotten_class():
     assert metrics["test_rest_acc"] == pytest.approx(2 / 3)
     random = split_metrics(logits, labels, parse_scenario("random:0.5", 3))
     assert "test_rest_acc" not in random and random["test_acc"] == pytest.approx(3 / 5)
+
+
+def test_inference_batch_defaults_to_the_device_and_does_not_change_the_logits():
+    assert EvaluationConfig().inference_batch(torch.device("cpu")) == 128
+    assert EvaluationConfig().inference_batch(torch.device("cuda")) == 1024
+    assert EvaluationConfig(batch_size=300).inference_batch(torch.device("cpu")) == 300
+    model = build_model("cnn", 3, 10, 32, seed=0)
+    images = torch.randint(0, 256, (700, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    preprocess = Preprocess((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    small, large = (predict_logits(model, images, preprocess, size) for size in (128, 1024))
+    assert small.shape == large.shape == (700, 10)
+    np.testing.assert_allclose(small, large, rtol=0, atol=1e-4)

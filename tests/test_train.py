@@ -10,7 +10,8 @@ from bench.data import load_dataset
 from bench.evaluate import predict_logits
 from bench.metrics import accuracy
 from bench.models import build_model
-from bench.config import ForgetQualityConfig, load_config
+from bench.config import load_config
+from bench.evaluation_config import ForgetQualityConfig
 from bench.grid import cell_key, plan_cells, prepare_data
 from bench.model_store import ModelStore
 from bench.train import (
