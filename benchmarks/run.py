@@ -40,9 +40,10 @@ def run_groups(groups: list[str], work: Path) -> list[Measurement]:
 
         results.append(data_path())
     if "evaluation" in groups:
-        from benchmarks.evaluation import evaluation_overhead
+        from benchmarks.evaluation import evaluation_overhead, inference_batch_speedup
 
         results.append(evaluation_overhead(device))
+        results.append(inference_batch_speedup(device))
     if "ray" in groups or "reuse" in groups:
         from benchmarks.sweeps import ray_overhead, sweep_reuse, timed_sweep
 
