@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -46,6 +47,20 @@ def real_or_embedded(name: str, train_size: int | None = None) -> tuple[ImageDat
         except Exception:  # noqa: BLE001 - any reason the real data is not there: fall back, and say so
             pass
     return load_dataset("digits"), "digits"
+
+
+def paired_seconds(ours: Callable[[], Any], theirs: Callable[[], Any], repeats: int) -> tuple[list[float], list[float]]:
+    """Wall times of ``ours`` and ``theirs`` run back to back ``repeats`` times after one
+    warm-up each, so that a slow spell of the shared machine hits both of a pair."""
+    ours(), theirs()
+    pairs = [(_seconds(ours), _seconds(theirs)) for _ in range(repeats)]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def _seconds(run: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
 
 
 def machine() -> dict[str, Any]:

@@ -14,7 +14,7 @@ from bench.evaluation_config import EvaluationConfig
 from bench.models import build_model
 from bench.splits import make_split, parse_scenario
 from bench.train import Preprocess, synchronize
-from benchmarks.common import Measurement, real_or_embedded
+from benchmarks.common import Measurement, paired_seconds, real_or_embedded
 
 
 def bare_forward(model: torch.nn.Module, images: list[torch.Tensor], preprocess: Preprocess, batch_size: int) -> None:
@@ -53,15 +53,7 @@ def evaluation_overhead(device: torch.device, batch_size: int = 1024, repeats: i
         weight_distance(model, reference_model)
 
     images = [s.images for s in splits.values()]
-    suite(), bare_forward(model, images, preprocess, batch_size)  # warm-up
-    ours, theirs = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        suite()
-        ours.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        bare_forward(model, images, preprocess, batch_size)
-        theirs.append(time.perf_counter() - start)
+    ours, theirs = paired_seconds(suite, lambda: bare_forward(model, images, preprocess, batch_size), repeats)
     result = evaluate(model, splits, scenario, preprocess, batch_size)
     start = time.perf_counter()
     mia_metrics(result.logits, result.labels, scenario, 0, 2500)
@@ -85,15 +77,9 @@ def inference_batch_speedup(device: torch.device, images: int = 10_000, repeats:
     model = build_model("cnn", data.channels, data.num_classes, data.image_size, seed=0).to(device)
     batch = EvaluationConfig().inference_batch(device)
     part = [data.test_x[:images]]
-    bare_forward(model, part, preprocess, batch), bare_forward(model, part, preprocess, 1024)  # warm-up
-    ours, theirs = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        bare_forward(model, part, preprocess, batch)
-        ours.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        bare_forward(model, part, preprocess, 1024)
-        theirs.append(time.perf_counter() - start)
+    ours, theirs = paired_seconds(
+        lambda: bare_forward(model, part, preprocess, batch), lambda: bare_forward(model, part, preprocess, 1024), repeats
+    )
     speedup = float(np.median(np.array(theirs) / np.array(ours)))
     return Measurement(
         f"inference batch {batch} against 1024", min(ours), min(theirs), "s", speedup,
