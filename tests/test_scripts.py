@@ -127,3 +127,30 @@ def test_option_effects_table_by_hand(tmp_path):
     assert missing.returncode == 2 and "runs not found" in missing.stderr
     bad = run_module("scripts.option_effects", str(tmp_path), "--seeds", "a")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--seeds 'a': expected comma-separated integers" in bad.stderr
+
+
+def test_class_forgetting_table_by_hand(tmp_path):
+    from bench.results import rebuild_results_csv
+    from conftest import hand_record, run_module, write_records
+
+    metrics = lambda forget, rest, speedup: {"forget_acc": forget, "test_rest_acc": rest, "avg_gap": 0.1, "speedup": speedup}  # noqa: E731
+    records = [hand_record("original", s, metrics(0.9, rest, float("inf"))) for s, rest in ((0, 0.90), (1, 0.80))]
+    records += [hand_record("rl", s, metrics(forget, rest, speedup)) for s, forget, rest, speedup in ((0, 0.02, 0.82, 2.0), (1, 0.04, 0.80, 8.0))]
+    records += [hand_record("ga", s, metrics(0.06, 0.85, 4.0)) for s in (0, 1)]  # does not forget enough
+    records += [hand_record("ssd", s, metrics(0.0, 0.79, 4.0)) for s in (0, 1)]  # forgets, loses the rest
+    records += [hand_record("rl", 0, metrics(0.5, 0.5, 1.0), scenario="random:0.1")]  # not a class scenario: no table
+    rebuild_results_csv(write_records(tmp_path, records))
+    result = run_module("scripts.class_forgetting", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "digits class:3: mean (sd) over seeds 0, 1; the original's other classes 0.850"
+    assert [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:] == [
+        "| ga | 0.060 (0.000) | 0.850 (0.000) | 0.100 (0.000) | 0.25 | no |",
+        "| original | 0.900 (0.000) | 0.850 (0.071) | 0.100 (0.000) | 0.00 | no |",
+        "| rl | 0.030 (0.014) | 0.810 (0.014) | 0.100 (0.000) | 0.31 | yes |",  # mean of 1/2 and 1/8; 0.810 >= 0.850 - 0.05
+        "| ssd | 0.000 (0.000) | 0.790 (0.000) | 0.100 (0.000) | 0.25 | no |",
+    ]
+    assert "random" not in result.stdout
+    seed_1 = run_module("scripts.class_forgetting", str(tmp_path), "--seeds", "1").stdout
+    assert "the original's other classes 0.800" in seed_1 and "| rl | 0.040 | 0.800 | 0.100 | 0.12 | yes |" in seed_1
+    missing = run_module("scripts.class_forgetting", str(tmp_path / "none"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "results.csv not found" in missing.stderr

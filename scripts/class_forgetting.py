@@ -1,0 +1,68 @@
+"""Print, as Markdown, one table per class-forgetting group of a sweep: every method's forget
+accuracy, test accuracy on the other classes and average gap as mean (standard deviation) over
+the seeds present, its time ÷ retraining's, and whether it meets issue 15's bar (forget
+accuracy ≤ 0.05, other classes' test accuracy within 0.05 of the original's, on the means).
+The class-forgetting tables of docs/tuning.md.
+
+    python scripts/class_forgetting.py results/cpu [--seeds 0,1,2]
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pandas as pd
+
+from bench.cli import results_table_command
+from bench.errors import cli_main
+from bench.results import read_results_table
+
+METRICS = ("forget_acc", "test_rest_acc", "avg_gap")
+FORGET_AT_MOST = 0.05
+REST_WITHIN = 0.05
+ORIGINAL = "original"  # the untouched model: the other classes' accuracy to keep
+
+
+def mean_sd(values: pd.Series) -> str:
+    """``mean (sd)``; the sd needs two seeds."""
+    return f"{values.mean():.3f}" + (f" ({values.std():.3f})" if values.count() > 1 else "")
+
+
+def group_table(wide: pd.DataFrame, dataset: str, scenario: str) -> list[str]:
+    """The rows of one dataset and class scenario; the bar needs the original's cells."""
+    seeds = sorted(int(s) for s in wide.index.get_level_values("seed").unique())
+    kept = wide.groupby(level="method")["test_rest_acc"].mean().get(ORIGINAL, math.nan)
+    lines = [
+        f"{dataset} {scenario}: mean (sd) over seeds {', '.join(map(str, seeds))}; the original's other classes {kept:.3f}",
+        "",
+        "| method | forget acc. | test acc., other classes | avg. gap | time ÷ retrain | meets the bar |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for method, runs in wide.groupby(level="method"):
+        ratio = np.mean([0.0 if math.isinf(s) else 1.0 / s for s in runs["speedup"]])
+        meets = runs["forget_acc"].mean() <= FORGET_AT_MOST and runs["test_rest_acc"].mean() >= kept - REST_WITHIN
+        cells = " | ".join(mean_sd(runs[metric]) for metric in METRICS)
+        lines.append(f"| {method} | {cells} | {ratio:.2f} | {'yes' if meets else 'no'} |")
+    return lines
+
+
+def table(frame: pd.DataFrame, seeds: list[int] | None) -> str:
+    frame = frame[(frame["status"] == "ok") & frame["scenario"].str.startswith("class:")]
+    if seeds is not None:
+        frame = frame[frame["seed"].isin(seeds)]
+    wide = frame.pivot_table(index=["dataset", "scenario", "method", "seed"], columns="metric", values="value")
+    blocks = []
+    for (dataset, scenario), group in wide.groupby(level=["dataset", "scenario"]):
+        blocks.append("\n".join(group_table(group.droplevel(["dataset", "scenario"]), dataset, scenario)))
+    return "\n\n".join(blocks) or "no class-forgetting cells"
+
+
+@cli_main
+def main(argv: list[str] | None = None) -> int:
+    return results_table_command(__doc__, "results.csv", lambda folder, seeds: table(read_results_table(folder / "results.csv"), seeds), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
