@@ -41,8 +41,9 @@ class EvaluationConfig(BaseModel):
     (12 s at 10,000 a side, 0.7 s at 2,500, measured on 2 cores); ``null`` fits on the whole
     test set as SalUn does. ``relearn`` and ``forget_quality`` turn on the costly tier.
     ``batch_size``: images per inference batch; ``null`` is 1024 on a GPU and 128 on the CPU,
-    where a batch of 1024 outgrows the caches (``cnn``, measured alone on 2 cores: 1.4-1.5x
-    faster at 128 on one thread, 1.5-1.9x on two, 32x32 and 28x28; benchmarks/README.md, 7)."""
+    where a batch of 1024 outgrows the caches (``cnn`` at 128: 1.8x faster on 10,000 CIFAR-10
+    images, two threads, benchmarks/README.md row 7; 1.4-1.9x on random 32x32 and 28x28
+    batches, one and two threads, measured alone once)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -70,6 +70,16 @@ def read_results_table(path: Path) -> pd.DataFrame:
     return frame
 
 
+def seed_matrix(frame: pd.DataFrame, seeds: list[int] | None = None) -> pd.DataFrame:
+    """The ok cells of a results table, one row per (dataset, scenario, method, seed) and one
+    column per metric; ``seeds`` keeps only those (``None``: all). What the docs' table
+    scripts average over seeds."""
+    frame = frame[frame["status"] == "ok"]
+    if seeds is not None:
+        frame = frame[frame["seed"].isin(seeds)]
+    return frame.pivot_table(index=["dataset", "scenario", "method", "seed"], columns="metric", values="value")
+
+
 def read_records(out_dir: Path) -> list[dict[str, Any]]:
     """Every record under ``out_dir/runs``, in file-name order."""
     return [read_record(path) for path in sorted(runs_dir(out_dir).glob("*.json"))]

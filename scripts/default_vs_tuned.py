@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.cli import results_table_command
 from bench.errors import cli_main
-from bench.results import read_results_table
+from bench.results import read_results_table, seed_matrix
 
 METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_entropy", "avg_gap")
 SUFFIX = "+tuned"
@@ -22,10 +22,7 @@ ORIGINAL = "original"  # the untouched model, first in each group: what doing no
 
 
 def table(frame: pd.DataFrame, seeds: list[int] | None) -> str:
-    frame = frame[frame["status"] == "ok"]
-    if seeds is not None:
-        frame = frame[frame["seed"].isin(seeds)]
-    wide = frame.pivot_table(index=["dataset", "scenario", "method", "seed"], columns="metric", values="value")
+    wide = seed_matrix(frame, seeds)
     wide["time_ratio"] = 1.0 / wide["speedup"]
     means = wide.groupby(level=["dataset", "scenario", "method"]).mean()
     lines = [
