@@ -19,12 +19,12 @@ SEED_BASELINES = ["finetune", "amnesiac", "unsir", "boundary_shrink", "boundary_
 RECENT = ["ga", "neggrad_plus", "rl", "l1_sparse", "salun", "scrub", "bad_teacher", "ssd"]
 FCALB = ["fcalb_fixed", "fc_only", "fcalb"]
 CLASSES = {"shrink_frozen_bn": "boundary_shrink", "fcalb_fixed": "fcalb", "fc_only": "fcalb"}
-TUNED = ["finetune", "ga", "ssd", "fcalb"]  # methods with a "+tuned" entry too
+TUNED = [*SEED_BASELINES, *RECENT, "fcalb"]  # a "+tuned" entry too: 34 points a panel, as the cpu profile's 33 entries
 ALL = ["ssd", "retrain", *SEED_BASELINES, "original", *RECENT, *FCALB]  # a sweep lists them in no useful order
 
 
 def crowded_records() -> list[dict]:
-    """Three seeds of 19 methods plus 4 tuned variants on two scenarios, whose costs and gaps
+    """Three seeds of 19 methods plus 15 tuned variants on two scenarios, whose costs and gaps
     nearly coincide, so that naive labels would pile up."""
     records = []
     names = list(dict.fromkeys(ALL)) + [m + "+tuned" for m in TUNED]
@@ -123,3 +123,20 @@ def test_forked_figure_jobs_return_in_order_what_they_return_here():
     jobs = [partial(lambda i: {"job": i, "square": i * i}, i) for i in range(7)]
     assert run_jobs(jobs, workers=2) == run_jobs(jobs, workers=1) == [{"job": i, "square": i * i} for i in range(7)]
     assert os.getpid() not in run_jobs([os.getpid] * 2, workers=2)  # drawn in other processes
+
+
+def test_scatter_figures_have_one_panel_per_dataset_and_scenario(tmp_path):
+    from bench.report.load import load_results
+    from bench.report.scatter import scatter_panels
+
+    metrics = {"forget_acc": 0.1, "retain_acc": 0.9, "test_acc": 0.85, "mia_entropy": 0.2, "avg_gap": 0.05, "time_s": 2.0}
+    records = [hand_record(method, 0, metrics, scenario=scenario, dataset=dataset)
+               for dataset in ("digits", "letters") for scenario in ("class:3", "random:0.1") for method in ("retrain", "rl")]
+    results = load_results([write_records(tmp_path, records)])
+    _figure, axes, panels = scatter_panels(results, "time_s", "avg_gap")
+    titles = ["digits (cnn), class:3", "digits (cnn), random:0.1", "letters (cnn), class:3", "letters (cnn), random:0.1"]
+    assert [ax.get_title() for ax, _d, _label, _points in panels] == titles  # rows: datasets; columns: scenarios
+    assert len({id(ax) for ax, _d, _label, _points in panels}) == 4  # no two datasets share a panel
+    for ax, _d, label, points in panels:
+        assert sorted(points["method"]) == ["retrain", "rl"] and set(points["dataset"]) == {label.split()[0]}
+    assert axes[0].get_title() == titles[1]  # the legend's axes: the top right

@@ -153,5 +153,9 @@ def test_class_forgetting_table_by_hand(tmp_path):
     assert "random" not in result.stdout
     seed_1 = run_module("scripts.class_forgetting", str(tmp_path), "--seeds", "1").stdout
     assert "the original's other classes 0.800" in seed_1 and "| rl | 0.040 | 0.800 | 0.100 | 0.12 | yes | 1 of 1 |" in seed_1
+    without_original = write_records(tmp_path / "no_original", [r for r in records if r["method"] != "original"])
+    rebuild_results_csv(without_original)
+    no_bar = run_module("scripts.class_forgetting", str(without_original)).stdout
+    assert "| rl | 0.030 (0.014) | 0.810 (0.014) | 0.100 (0.000) | 0.31 | no | 0 of 2 |" in no_bar  # nothing to keep
     missing = run_module("scripts.class_forgetting", str(tmp_path / "none"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "results.csv not found" in missing.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report.drawing import LINESTYLES, MARKERS, METHOD_GID, Figure, pyplot, save
+from bench.report.drawing import MARKERS, METHOD_GID, Figure, pyplot, save
 from bench.report.labels import place_labels
 from bench.report.load import GROUP, Results
 from bench.report.tables import RETRAIN, ReportOptions
@@ -42,24 +42,27 @@ def _means(results: Results, metrics: list[str]) -> pd.DataFrame:
     return means
 
 
-def _scatter_figure(results: Results, x: str, y: str):
-    """One panel per scenario, and for each panel and dataset the means over seeds of
-    ``x`` and ``y`` per method: ``(figure, axes, [(ax, dataset index, label, points)])``.
-    Panels grow with the number of points they hold, so that every label finds room."""
+def scatter_panels(results: Results, x: str, y: str):
+    """One panel per dataset (rows) and scenario (columns), each with the means over seeds of
+    ``x`` and ``y`` per method: ``(figure, axes, [(ax, dataset index, label, points)])``, the
+    top-right axes first in ``axes``. A panel holds one point per method, and panels grow with
+    the number of methods, so that every label finds room near its point."""
     plt = pyplot()
     scenarios = list(dict.fromkeys(results.cells["scenario"]))
-    crowd = len(results.methods) * len(set(zip(results.cells["dataset"], results.cells["model"])))
-    scale = max(1.0, (crowd / 12) ** 0.5)  # up to about a dozen points fit the base panel
-    figure, axes = plt.subplots(1, len(scenarios), figsize=(4.6 * scale * len(scenarios), 3.6 * scale), squeeze=False)
-    means = _means(results, [x, y])
     datasets = list(dict.fromkeys(zip(results.cells["dataset"], results.cells["model"])))
+    scale = max(1.0, (len(results.methods) / 12) ** 0.5)  # up to about a dozen points fit the base panel
+    figure, grid = plt.subplots(len(datasets), len(scenarios), figsize=(4.6 * scale * len(scenarios), 3.6 * scale * len(datasets)),
+                                squeeze=False)
+    means = _means(results, [x, y])
     panels = []
-    for ax, scenario in zip(axes[0], scenarios):
-        ax.set_title(scenario)
-        for d, (dataset, model) in enumerate(datasets):
+    for d, (dataset, model) in enumerate(datasets):
+        for ax, scenario in zip(grid[d], scenarios):
+            label = f"{dataset} ({model})"
+            ax.set_title(f"{label}, {scenario}")
             points = means[(means["scenario"] == scenario) & (means["dataset"] == dataset) & (means["model"] == model)]
-            panels.append((ax, d, f"{dataset} ({model})", points.dropna(subset=[x, y])))
-    return figure, axes[0], panels
+            panels.append((ax, d, label, points.dropna(subset=[x, y])))
+    axes = [grid[0][-1]] + [ax for row in grid for ax in row if ax is not grid[0][-1]]
+    return figure, axes, panels
 
 
 def _method_points(ax, points: pd.DataFrame, x: str, y: str, d: int, colours: dict[str, str]) -> None:
@@ -88,7 +91,8 @@ def _label_panels(panels: list, x: str, y: str, colours: dict[str, str]) -> None
 
 
 def _dataset_keys(ax, panels: list) -> None:
-    """Legend entries for the datasets' marker shapes (gray: no method's colour)."""
+    """Legend entries for the datasets' marker shapes (gray: no method's colour), the same
+    shapes as in every panel of that dataset."""
     for d, label in dict.fromkeys((d, label) for _ax, d, label, _points in panels):
         ax.scatter([], [], marker=MARKERS[d % len(MARKERS)], facecolor="0.7", edgecolor="black", s=30, label=label)
 
@@ -98,35 +102,34 @@ def cost_vs_quality(results: Results, options: ReportOptions, folder: Path, colo
     Pareto front (no method both faster and closer to retrain) drawn as a step line."""
     if "avg_gap" not in set(results.values["metric"]):
         return None
-    figure, axes, panels = _scatter_figure(results, "time_s", "avg_gap")
+    figure, axes, panels = scatter_panels(results, "time_s", "avg_gap")
     panels = [(ax, d, label, points[points["time_s"] > 0]) for ax, d, label, points in panels]
-    for ax, d, label, points in panels:
+    for ax, d, _label, points in panels:
         if points.empty:
             continue
         _method_points(ax, points, "time_s", "avg_gap", d, colours)
         front = pareto_front(points, "time_s", "avg_gap")
         ax.scatter(front["time_s"], front["avg_gap"], marker="o", facecolor="none", edgecolor="0.5", s=90, linewidth=0.8,
                    zorder=2)
-        ax.step(front["time_s"], front["avg_gap"], where="post", color="0.5", linestyle=LINESTYLES[d % 4], linewidth=0.8,
-                label=f"Pareto front, {label}")
+        ax.step(front["time_s"], front["avg_gap"], where="post", color="0.5", linewidth=0.8, label="Pareto front")
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("time (s, log scale)")
         ax.set_ylabel("avg_gap (lower is better)")
     _label_panels(panels, "time_s", "avg_gap", colours)
-    _dataset_keys(axes[-1], panels)
-    axes[-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _dataset_keys(axes[0], panels)
+    axes[0].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return save(figure, folder, "cost_vs_quality", "Cost against quality",
-                 "Mean wall time against mean avg_gap over seeds, one colour per method (open markers: tuned), one shape per "
-                 "dataset; ringed points and the step line: the Pareto front (no other method is both faster and closer to "
-                 "retrain).")
+                 "Mean wall time against mean avg_gap over seeds, one panel per dataset and scenario, one colour per method "
+                 "(open markers: tuned); ringed points and the step line: the Pareto front (no other method is both faster "
+                 "and closer to retrain).")
 
 
 def mia_vs_forget(results: Results, options: ReportOptions, folder: Path, colours: dict[str, str]) -> Figure | None:
     """Forget accuracy against ``mia_entropy``; the retrained model is the target, a star."""
     if "mia_entropy" not in set(results.values["metric"]):
         return None
-    figure, axes, panels = _scatter_figure(results, "forget_acc", "mia_entropy")
+    figure, axes, panels = scatter_panels(results, "forget_acc", "mia_entropy")
     for ax, d, _label, points in panels:
         _method_points(ax, points, "forget_acc", "mia_entropy", d, colours)
     for ax in axes:
@@ -135,8 +138,8 @@ def mia_vs_forget(results: Results, options: ReportOptions, folder: Path, colour
         ax.set_xlabel("forget accuracy")
         ax.set_ylabel("mia_entropy")
     _label_panels(panels, "forget_acc", "mia_entropy", colours)
-    _dataset_keys(axes[-1], panels)
-    axes[-1].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _dataset_keys(axes[0], panels)
+    axes[0].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return save(figure, folder, "mia_vs_forget", "Membership inference against forget accuracy",
-                 "Means over seeds, one colour per method (open markers: tuned), one shape per dataset; the stars are the "
-                 "retrained model, the target of every method.")
+                 "Means over seeds, one panel per dataset and scenario, one colour per method (open markers: tuned); the "
+                 "stars are the retrained model, the target of every method.")
