@@ -22,6 +22,7 @@ from bench.results import read_results_table, seed_matrix
 METRICS = ("forget_acc", "test_rest_acc", "avg_gap")
 FORGET_AT_MOST = 0.05
 REST_WITHIN = 0.05
+TIE = 1e-9  # accuracies are ratios of counts: 0.40 - 0.05 must not put 0.35 below the bar
 ORIGINAL = "original"  # the untouched model: the other classes' accuracy to keep
 
 
@@ -34,7 +35,7 @@ def seeds_meeting(runs: pd.DataFrame, kept_by_seed: pd.Series) -> str:
     """``k of n``: the seeds on which one method meets the bar against that seed's original
     (none where that seed has no original)."""
     kept = kept_by_seed.reindex(runs.index)
-    meets = (runs["forget_acc"] <= FORGET_AT_MOST) & (runs["test_rest_acc"] >= kept - REST_WITHIN)
+    meets = (runs["forget_acc"] <= FORGET_AT_MOST + TIE) & (runs["test_rest_acc"] >= kept - REST_WITHIN - TIE)
     return f"{int(meets.sum())} of {len(runs)}"
 
 
@@ -52,7 +53,7 @@ def group_table(wide: pd.DataFrame, dataset: str, scenario: str) -> list[str]:
     ]
     for method, runs in wide.groupby(level="method"):
         ratio = (1.0 / runs["speedup"]).mean()  # the original: 1 / inf = 0
-        meets = runs["forget_acc"].mean() <= FORGET_AT_MOST and runs["test_rest_acc"].mean() >= kept - REST_WITHIN
+        meets = runs["forget_acc"].mean() <= FORGET_AT_MOST + TIE and runs["test_rest_acc"].mean() >= kept - REST_WITHIN - TIE
         cells = " | ".join(mean_sd(runs[metric]) for metric in METRICS)
         lines.append(f"| {method} | {cells} | {ratio:.2f} | {'yes' if meets else 'no'} | {seeds_meeting(runs.droplevel('method'), kept_by_seed)} |")
     return lines

@@ -126,17 +126,26 @@ def test_forked_figure_jobs_return_in_order_what_they_return_here():
 
 
 def test_scatter_figures_have_one_panel_per_dataset_and_scenario(tmp_path):
+    from bench.report import resolve_options
+    from bench.report.drawing import pyplot, report_colours
     from bench.report.load import load_results
-    from bench.report.scatter import scatter_panels
+    from bench.report.scatter import cost_vs_quality, scatter_panels
 
     metrics = {"forget_acc": 0.1, "retain_acc": 0.9, "test_acc": 0.85, "mia_entropy": 0.2, "avg_gap": 0.05, "time_s": 2.0}
-    records = [hand_record(method, 0, metrics, scenario=scenario, dataset=dataset)
-               for dataset in ("digits", "letters") for scenario in ("class:3", "random:0.1") for method in ("retrain", "rl")]
+    groups = [("digits", "class:3"), ("letters", "class:3"), ("letters", "random:0.1")]  # digits: no random runs
+    records = [hand_record(method, 0, {**metrics, "avg_gap": 0.05 * (method != "retrain")}, scenario=scenario, dataset=dataset)
+               for dataset, scenario in groups for method in ("retrain", "rl")]
     results = load_results([write_records(tmp_path, records)])
-    _figure, axes, panels = scatter_panels(results, "time_s", "avg_gap")
+    figure, axes, panels = scatter_panels(results, "time_s", "avg_gap")
     titles = ["digits (cnn), class:3", "digits (cnn), random:0.1", "letters (cnn), class:3", "letters (cnn), random:0.1"]
     assert [ax.get_title() for ax, _d, _label, _points in panels] == titles  # rows: datasets; columns: scenarios
     assert len({id(ax) for ax, _d, _label, _points in panels}) == 4  # no two datasets share a panel
-    for ax, _d, label, points in panels:
+    for ax, _d, label, points in [panels[0], *panels[2:]]:
         assert sorted(points["method"]) == ["retrain", "rl"] and set(points["dataset"]) == {label.split()[0]}
-    assert axes[0].get_title() == titles[1]  # the legend's axes: the top right
+    assert panels[1][3].empty and [t.get_text() for t in panels[1][0].texts] == ["no runs"]
+    assert axes[0] is panels[1][0]  # the legend's axes, the top right: here one without a Pareto front
+    pyplot().close(figure)
+    options = resolve_options(results)
+    drawn = cost_vs_quality(results, options, tmp_path / "plots", report_colours(results, options))
+    assert drawn.legend == ("Pareto front", "digits (cnn)", "letters (cnn)")
+    assert sorted(name for name, _box in drawn.labels) == ["retrain", "retrain", "retrain", "rl", "rl", "rl"]

@@ -138,18 +138,23 @@ def test_class_forgetting_table_by_hand(tmp_path):
     records += [hand_record("rl", s, metrics(forget, rest, speedup)) for s, forget, rest, speedup in ((0, 0.02, 0.82, 2.0), (1, 0.04, 0.80, 8.0))]
     records += [hand_record("ga", s, metrics(0.06, 0.85, 4.0)) for s in (0, 1)]  # does not forget enough
     records += [hand_record("ssd", s, metrics(0.0, 0.79, 4.0)) for s in (0, 1)]  # forgets, loses the rest
+    # exactly on the bar, where float subtraction alone would fail it: 0.40 - 0.05 = 0.35000000000000003
+    records += [hand_record(m, s, metrics(f, rest, v), dataset="letters") for s in (0, 1)
+                for m, f, rest, v in (("original", 0.9, 0.40, float("inf")), ("bad_teacher", 0.05, 0.35, 4.0))]
     records += [hand_record("rl", 0, metrics(0.5, 0.5, 1.0), scenario="random:0.1")]  # not a class scenario: no table
     rebuild_results_csv(write_records(tmp_path, records))
     result = run_module("scripts.class_forgetting", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "digits class:3: mean (sd) over seeds 0, 1; the original's other classes 0.850"
-    assert [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:] == [
+    blocks = result.stdout.split("\n\n")  # a title and a table per group: digits, then letters
+    assert [line for line in blocks[1].splitlines() if line.startswith("| ") and "---" not in line][1:] == [
         "| ga | 0.060 (0.000) | 0.850 (0.000) | 0.100 (0.000) | 0.25 | no | 0 of 2 |",
         "| original | 0.900 (0.000) | 0.850 (0.071) | 0.100 (0.000) | 0.00 | no | 0 of 2 |",
         # mean of 1/2 and 1/8; 0.810 >= 0.850 - 0.05 on the means, but seed 0's 0.82 < its original's 0.90 - 0.05
         "| rl | 0.030 (0.014) | 0.810 (0.014) | 0.100 (0.000) | 0.31 | yes | 1 of 2 |",
         "| ssd | 0.000 (0.000) | 0.790 (0.000) | 0.100 (0.000) | 0.25 | no | 1 of 2 |",  # seed 1: 0.79 >= 0.80 - 0.05
     ]
+    assert "| bad_teacher | 0.050 (0.000) | 0.350 (0.000) | 0.100 (0.000) | 0.25 | yes | 2 of 2 |" in blocks[3]
     assert "random" not in result.stdout
     seed_1 = run_module("scripts.class_forgetting", str(tmp_path), "--seeds", "1").stdout
     assert "the original's other classes 0.800" in seed_1 and "| rl | 0.040 | 0.800 | 0.100 | 0.12 | yes | 1 of 1 |" in seed_1

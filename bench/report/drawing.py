@@ -30,6 +30,8 @@ class Figure:
     """Per method, the colours its artists were drawn in (read back from the figure)."""
     labels: tuple[tuple[str, Box], ...] = ()
     """The point labels' boxes in display pixels (read back from the figure)."""
+    legend: tuple[str, ...] = ()
+    """The entries of the figure's legends (read back from the figure)."""
 
 
 def pyplot():
@@ -61,10 +63,16 @@ def drawn_colours(figure) -> dict[str, tuple[str, ...]]:
     return {method: tuple(sorted(colours)) for method, colours in found.items()}
 
 
+def legend_entries(figure) -> tuple[str, ...]:
+    """The texts of every legend of the figure, its axes' and its own."""
+    legends = [*figure.legends, *(ax.get_legend() for ax in figure.axes)]
+    return tuple(text.get_text() for legend in legends if legend is not None for text in legend.get_texts())
+
+
 def save(figure, folder: Path, name: str, title: str, caption: str) -> Figure:
     folder.mkdir(parents=True, exist_ok=True)
     png, pdf = folder / f"{name}.png", folder / f"{name}.pdf"
-    colours, labels = drawn_colours(figure), tuple(label_boxes(figure))
+    colours, labels, legend = drawn_colours(figure), tuple(label_boxes(figure)), legend_entries(figure)
     # The tight box once for both files: "tight" in savefig draws the figure an extra time per file.
     box = figure.get_tightbbox(figure.canvas.get_renderer()).padded(0.1)
     figure.savefig(png, dpi=130, bbox_inches=box)
@@ -72,7 +80,7 @@ def save(figure, folder: Path, name: str, title: str, caption: str) -> Figure:
     import matplotlib.pyplot as plt
 
     plt.close(figure)
-    return Figure(name, title, caption, png, pdf, colours, labels)
+    return Figure(name, title, caption, png, pdf, colours, labels, legend)
 
 
 def report_colours(results: Results, options: ReportOptions) -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,8 @@ from bench.report.tables import RETRAIN, ReportOptions
 from bench.report.tuning import is_tuned
 
 MARKER_AREA, STAR_AREA = 30, 110  # pt², a method's marker and retrain's star
+ROW_GAP_IN = 0.9  # between rows of panels: tick labels, the x label and the next title
+Panel = tuple[Any, int, str, pd.DataFrame]  # axes, dataset index, dataset label, the points
 
 
 def pareto_front(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -42,7 +45,7 @@ def _means(results: Results, metrics: list[str]) -> pd.DataFrame:
     return means
 
 
-def scatter_panels(results: Results, x: str, y: str):
+def scatter_panels(results: Results, x: str, y: str) -> tuple[Any, list[Any], list[Panel]]:
     """One panel per dataset (rows) and scenario (columns), each with the means over seeds of
     ``x`` and ``y`` per method: ``(figure, axes, [(ax, dataset index, label, points)])``, the
     top-right axes first in ``axes``. A panel holds one point per method, and panels grow with
@@ -52,7 +55,7 @@ def scatter_panels(results: Results, x: str, y: str):
     datasets = list(dict.fromkeys(zip(results.cells["dataset"], results.cells["model"])))
     scale = max(1.0, (len(results.methods) / 12) ** 0.5)  # up to about a dozen points fit the base panel
     figure, grid = plt.subplots(len(datasets), len(scenarios), figsize=(4.6 * scale * len(scenarios), 3.6 * scale * len(datasets)),
-                                squeeze=False)
+                                squeeze=False, gridspec_kw={"hspace": max(0.2, ROW_GAP_IN / (2.7 * scale))})
     means = _means(results, [x, y])
     panels = []
     for d, (dataset, model) in enumerate(datasets):
@@ -60,7 +63,10 @@ def scatter_panels(results: Results, x: str, y: str):
             label = f"{dataset} ({model})"
             ax.set_title(f"{label}, {scenario}")
             points = means[(means["scenario"] == scenario) & (means["dataset"] == dataset) & (means["model"] == model)]
-            panels.append((ax, d, label, points.dropna(subset=[x, y])))
+            points = points.dropna(subset=[x, y])
+            if points.empty:
+                ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center", color="0.5")
+            panels.append((ax, d, label, points))
     axes = [grid[0][-1]] + [ax for row in grid for ax in row if ax is not grid[0][-1]]
     return figure, axes, panels
 
@@ -76,21 +82,17 @@ def _method_points(ax, points: pd.DataFrame, x: str, y: str, d: int, colours: di
         marker.set_gid(METHOD_GID + method)
 
 
-def _label_panels(panels: list, x: str, y: str, colours: dict[str, str]) -> None:
-    """Name every point of each axes at once (after its scales are set), labels apart."""
-    by_axes: dict = {}
+def _label_panels(panels: list[Panel], x: str, y: str, colours: dict[str, str]) -> None:
+    """Name every point of each panel (after its scales are set), labels apart."""
     placed: list = []  # every label of the figure, so that panels' labels keep apart too
     for ax, _d, _label, points in panels:
-        by_axes.setdefault(ax, []).append(points)
-    for ax, frames in by_axes.items():
-        points = pd.concat(frames) if frames else pd.DataFrame(columns=["method", x, y])
         dpi = ax.figure.dpi / 72  # pixels per point
         halves = [(math.sqrt(STAR_AREA if m == RETRAIN else MARKER_AREA) / 2 + 1) * dpi for m in points["method"]]
         place_labels(ax, list(points["method"]), points[x].to_numpy(float), points[y].to_numpy(float),
                      [colours[m] for m in points["method"]], half_sizes=halves, placed=placed)
 
 
-def _dataset_keys(ax, panels: list) -> None:
+def _dataset_keys(ax, panels: list[Panel]) -> None:
     """Legend entries for the datasets' marker shapes (gray: no method's colour), the same
     shapes as in every panel of that dataset."""
     for d, label in dict.fromkeys((d, label) for _ax, d, label, _points in panels):
@@ -111,12 +113,13 @@ def cost_vs_quality(results: Results, options: ReportOptions, folder: Path, colo
         front = pareto_front(points, "time_s", "avg_gap")
         ax.scatter(front["time_s"], front["avg_gap"], marker="o", facecolor="none", edgecolor="0.5", s=90, linewidth=0.8,
                    zorder=2)
-        ax.step(front["time_s"], front["avg_gap"], where="post", color="0.5", linewidth=0.8, label="Pareto front")
+        ax.step(front["time_s"], front["avg_gap"], where="post", color="0.5", linewidth=0.8)
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("time (s, log scale)")
         ax.set_ylabel("avg_gap (lower is better)")
     _label_panels(panels, "time_s", "avg_gap", colours)
+    axes[0].plot([], [], color="0.5", linewidth=0.8, label="Pareto front")  # the legend's axes may have no front
     _dataset_keys(axes[0], panels)
     axes[0].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return save(figure, folder, "cost_vs_quality", "Cost against quality",
