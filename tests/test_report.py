@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 
@@ -173,6 +174,7 @@ def test_merged_sweeps_equal_one_sweep(tmp_path):
     assert result.returncode == 0, result.stderr
     merged = tmp_path / "a+b"
     assert result.stdout.strip().splitlines()[-1] == f"report: {merged / 'report.html'}"
+    assert re.fullmatch(r"labels: \d+ point labels in 2 figures, 0 overlapping pairs", result.stdout.strip().splitlines()[-2])
     frame = pd.read_csv(merged / "tables" / "main__digits__cnn__class-3.csv")
     entry = frame[(frame["method"] == "fcalb") & (frame["metric"] == "test_acc")].iloc[0]
     assert entry["n"] == 3 and entry["mean"] == pytest.approx(series("fcalb", "test_acc").mean())

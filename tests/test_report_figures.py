@@ -11,7 +11,7 @@ import os
 import pytest
 
 from bench.report import build_report
-from bench.report.labels import overlap
+from bench.report.labels import overlapping_pairs
 from bench.report.palette import FAMILIES, method_colours
 from conftest import hand_record, write_records
 
@@ -99,8 +99,7 @@ def test_scatter_labels_do_not_overlap(crowded_report, name):
     names = sorted(set(ALL) | {m + "+tuned" for m in TUNED})
     assert sorted(n for n, _ in figure.labels) == sorted(names * 2)  # every point of both panels named once
     # across the two panels too: a label pushed out of its panel must not land on the other's
-    for (a, box_a), (b, box_b) in itertools.combinations(figure.labels, 2):
-        assert not overlap(box_a, box_b), (a, b)
+    assert overlapping_pairs(list(figure.labels)) == []
 
 
 def test_main_table_is_ordered_by_family_with_the_proposed_method_last(crowded_report):
@@ -125,6 +124,11 @@ def test_forked_figure_jobs_return_in_order_what_they_return_here():
     assert os.getpid() not in run_jobs([os.getpid] * 2, workers=2)  # drawn in other processes
 
 
+def test_overlapping_pairs_by_hand():
+    boxes = [("a", (0, 0, 10, 5)), ("b", (9, 4, 20, 9)), ("c", (10, 0, 15, 4)), ("d", (0, 5, 9, 9))]
+    assert overlapping_pairs(boxes) == [("a", "b")]  # c and d only touch a's or b's edges
+
+
 def test_scatter_figures_have_one_panel_per_dataset_and_scenario(tmp_path):
     from bench.report import resolve_options
     from bench.report.drawing import pyplot, report_colours
@@ -136,14 +140,14 @@ def test_scatter_figures_have_one_panel_per_dataset_and_scenario(tmp_path):
     records = [hand_record(method, 0, {**metrics, "avg_gap": 0.05 * (method != "retrain")}, scenario=scenario, dataset=dataset)
                for dataset, scenario in groups for method in ("retrain", "rl")]
     results = load_results([write_records(tmp_path, records)])
-    figure, axes, panels = scatter_panels(results, "time_s", "avg_gap")
+    figure, grid, panels = scatter_panels(results, "time_s", "avg_gap")
     titles = ["digits (cnn), class:3", "digits (cnn), random:0.1", "letters (cnn), class:3", "letters (cnn), random:0.1"]
     assert [ax.get_title() for ax, _d, _label, _points in panels] == titles  # rows: datasets; columns: scenarios
     assert len({id(ax) for ax, _d, _label, _points in panels}) == 4  # no two datasets share a panel
     for ax, _d, label, points in [panels[0], *panels[2:]]:
         assert sorted(points["method"]) == ["retrain", "rl"] and set(points["dataset"]) == {label.split()[0]}
     assert panels[1][3].empty and [t.get_text() for t in panels[1][0].texts] == ["no runs"]
-    assert axes[0] is panels[1][0]  # the legend's axes, the top right: here one without a Pareto front
+    assert grid.shape == (2, 2) and grid[0, -1] is panels[1][0]  # the legend's panel, top right: here without a front
     pyplot().close(figure)
     options = resolve_options(results)
     drawn = cost_vs_quality(results, options, tmp_path / "plots", report_colours(results, options))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench.errors import cli_main
 from bench.report import DEFAULT_PROPOSED, INTERVALS, build_report
+from bench.report.labels import overlapping_pairs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"tables: {report.tables_dir} ({len(report.tables)} tables, significance.csv)")
     print(f"plots:  {report.plots_dir} ({len(report.figures)} figures, PNG and PDF)")
+    labelled = [figure for figure in report.figures if figure.labels]
+    if labelled:
+        pairs = sum(len(overlapping_pairs(list(figure.labels))) for figure in labelled)
+        print(f"labels: {sum(len(f.labels) for f in labelled)} point labels in {len(labelled)} figures, {pairs} overlapping pairs")
     print(f"report: {report.html}")
     return 0
 

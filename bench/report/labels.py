@@ -20,6 +20,11 @@ def overlap(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+def overlapping_pairs(labels: list[tuple[str, Box]]) -> list[tuple[str, str]]:
+    """The names of every two labels whose boxes overlap."""
+    return [(a, b) for i, (a, box_a) in enumerate(labels) for b, box_b in labels[i + 1:] if overlap(box_a, box_b)]
+
+
 def _box_at(anchor: tuple[float, float], dx: float, dy: float, size: tuple[float, float]) -> Box:
     """The text's box when its nearest corner or edge sits ``(dx, dy)`` from the anchor."""
     w, h = size

@@ -18,6 +18,7 @@ from bench.report.tables import RETRAIN, ReportOptions
 from bench.report.tuning import is_tuned
 
 MARKER_AREA, STAR_AREA = 30, 110  # pt², a method's marker and retrain's star
+PANEL_IN = (4.6, 3.6)  # a panel's width and height at a dozen points or fewer
 ROW_GAP_IN = 0.9  # between rows of panels: tick labels, the x label and the next title
 Panel = tuple[Any, int, str, pd.DataFrame]  # axes, dataset index, dataset label, the points
 
@@ -45,17 +46,19 @@ def _means(results: Results, metrics: list[str]) -> pd.DataFrame:
     return means
 
 
-def scatter_panels(results: Results, x: str, y: str) -> tuple[Any, list[Any], list[Panel]]:
+def scatter_panels(results: Results, x: str, y: str) -> tuple[Any, np.ndarray, list[Panel]]:
     """One panel per dataset (rows) and scenario (columns), each with the means over seeds of
-    ``x`` and ``y`` per method: ``(figure, axes, [(ax, dataset index, label, points)])``, the
-    top-right axes first in ``axes``. A panel holds one point per method, and panels grow with
-    the number of methods, so that every label finds room near its point."""
+    ``x`` and ``y`` per method: ``(figure, grid of axes, [(ax, dataset index, label, points)])``.
+    A panel holds one point per method, and panels grow with the number of methods, so that
+    every label finds room near its point."""
     plt = pyplot()
     scenarios = list(dict.fromkeys(results.cells["scenario"]))
     datasets = list(dict.fromkeys(zip(results.cells["dataset"], results.cells["model"])))
-    scale = max(1.0, (len(results.methods) / 12) ** 0.5)  # up to about a dozen points fit the base panel
-    figure, grid = plt.subplots(len(datasets), len(scenarios), figsize=(4.6 * scale * len(scenarios), 3.6 * scale * len(datasets)),
-                                squeeze=False, gridspec_kw={"hspace": max(0.2, ROW_GAP_IN / (2.7 * scale))})
+    scale = max(1.0, (len(results.methods) / 12) ** 0.5)
+    width, height = PANEL_IN[0] * scale, PANEL_IN[1] * scale
+    # hspace is a share of an axes' height, about 3/4 of its panel's: the same gap in inches at any scale
+    figure, grid = plt.subplots(len(datasets), len(scenarios), figsize=(width * len(scenarios), height * len(datasets)),
+                                squeeze=False, gridspec_kw={"hspace": max(0.2, ROW_GAP_IN / (0.75 * height))})
     means = _means(results, [x, y])
     panels = []
     for d, (dataset, model) in enumerate(datasets):
@@ -67,8 +70,7 @@ def scatter_panels(results: Results, x: str, y: str) -> tuple[Any, list[Any], li
             if points.empty:
                 ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center", color="0.5")
             panels.append((ax, d, label, points))
-    axes = [grid[0][-1]] + [ax for row in grid for ax in row if ax is not grid[0][-1]]
-    return figure, axes, panels
+    return figure, grid, panels
 
 
 def _method_points(ax, points: pd.DataFrame, x: str, y: str, d: int, colours: dict[str, str]) -> None:
@@ -92,19 +94,21 @@ def _label_panels(panels: list[Panel], x: str, y: str, colours: dict[str, str]) 
                      [colours[m] for m in points["method"]], half_sizes=halves, placed=placed)
 
 
-def _dataset_keys(ax, panels: list[Panel]) -> None:
-    """Legend entries for the datasets' marker shapes (gray: no method's colour), the same
-    shapes as in every panel of that dataset."""
+def _legend(grid: np.ndarray, panels: list[Panel]) -> None:
+    """The legend, right of the top-right panel: its entries so far and the datasets' marker
+    shapes (gray: no method's colour), the same shapes as in every panel of that dataset."""
+    ax = grid[0, -1]
     for d, label in dict.fromkeys((d, label) for _ax, d, label, _points in panels):
         ax.scatter([], [], marker=MARKERS[d % len(MARKERS)], facecolor="0.7", edgecolor="black", s=30, label=label)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def cost_vs_quality(results: Results, options: ReportOptions, folder: Path, colours: dict[str, str]) -> Figure | None:
-    """Wall time (log) against ``avg_gap``, one point per method and dataset, each dataset's
+    """Wall time (log) against ``avg_gap``, a panel per dataset and scenario, each panel's
     Pareto front (no method both faster and closer to retrain) drawn as a step line."""
     if "avg_gap" not in set(results.values["metric"]):
         return None
-    figure, axes, panels = scatter_panels(results, "time_s", "avg_gap")
+    figure, grid, panels = scatter_panels(results, "time_s", "avg_gap")
     panels = [(ax, d, label, points[points["time_s"] > 0]) for ax, d, label, points in panels]
     for ax, d, _label, points in panels:
         if points.empty:
@@ -114,14 +118,13 @@ def cost_vs_quality(results: Results, options: ReportOptions, folder: Path, colo
         ax.scatter(front["time_s"], front["avg_gap"], marker="o", facecolor="none", edgecolor="0.5", s=90, linewidth=0.8,
                    zorder=2)
         ax.step(front["time_s"], front["avg_gap"], where="post", color="0.5", linewidth=0.8)
-    for ax in axes:
+    for ax in grid.flat:
         ax.set_xscale("log")
         ax.set_xlabel("time (s, log scale)")
         ax.set_ylabel("avg_gap (lower is better)")
     _label_panels(panels, "time_s", "avg_gap", colours)
-    axes[0].plot([], [], color="0.5", linewidth=0.8, label="Pareto front")  # the legend's axes may have no front
-    _dataset_keys(axes[0], panels)
-    axes[0].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    grid[0, -1].plot([], [], color="0.5", linewidth=0.8, label="Pareto front")  # the legend's panel may have no front
+    _legend(grid, panels)
     return save(figure, folder, "cost_vs_quality", "Cost against quality",
                  "Mean wall time against mean avg_gap over seeds, one panel per dataset and scenario, one colour per method "
                  "(open markers: tuned); ringed points and the step line: the Pareto front (no other method is both faster "
@@ -132,17 +135,16 @@ def mia_vs_forget(results: Results, options: ReportOptions, folder: Path, colour
     """Forget accuracy against ``mia_entropy``; the retrained model is the target, a star."""
     if "mia_entropy" not in set(results.values["metric"]):
         return None
-    figure, axes, panels = scatter_panels(results, "forget_acc", "mia_entropy")
+    figure, grid, panels = scatter_panels(results, "forget_acc", "mia_entropy")
     for ax, d, _label, points in panels:
         _method_points(ax, points, "forget_acc", "mia_entropy", d, colours)
-    for ax in axes:
+    for ax in grid.flat:
         ax.set_xlim(-0.05, 1.05)
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("forget accuracy")
         ax.set_ylabel("mia_entropy")
     _label_panels(panels, "forget_acc", "mia_entropy", colours)
-    _dataset_keys(axes[0], panels)
-    axes[0].legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _legend(grid, panels)
     return save(figure, folder, "mia_vs_forget", "Membership inference against forget accuracy",
                  "Means over seeds, one panel per dataset and scenario, one colour per method (open markers: tuned); the "
                  "stars are the retrained model, the target of every method.")
