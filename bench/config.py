@@ -21,10 +21,10 @@ from bench.evaluation_config import EvaluationConfig
 from bench.models import model_names
 from bench.registry import get_method, method_names
 from bench.splits import parse_scenario
-from bench.search_space import describe_space
+from bench.tuning.space import describe_space
 from bench.store import stable_hash
 from bench.train import Precision, Recipe
-from bench.tuning_config import TunedFile, TuningConfig, read_tuned_file
+from bench.tuning.config import TunedFile, TuningConfig, read_tuned_file
 
 
 class DatasetConfig(BaseModel):

@@ -49,8 +49,8 @@ from bench.grid import (
     task_threads,
 )
 from bench.model_store import ModelStore
-from bench.studies import StudyDriver, StudySpec, TrialOutcome
-from bench.trials import run_trial
+from bench.tuning.studies import StudyDriver, StudySpec, TrialOutcome
+from bench.tuning.trials import run_trial
 from bench.train import resolve_device, use_numerics, warm_up
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from bench.budget import scaled_epochs
 from bench.errors import UserError
-from bench.search_space import SearchSpace, check_space
+from bench.tuning.space import SearchSpace, check_space
 from bench.splits import Scenario
 from bench.train import CachedModel, Preprocess, Recipe
 from bench.update_record import TrainingRecord
@@ -87,7 +87,7 @@ class UnlearningMethod:
     family: ClassVar[str] = "other"
     """Which methods it is drawn and listed with (``bench.report.palette.FAMILIES``)."""
     search_space: ClassVar[SearchSpace] = {}
-    """What the tuner searches (see :mod:`bench.search_space`); empty: tuned over nothing."""
+    """What the tuner searches (see :mod:`bench.tuning.space`); empty: tuned over nothing."""
     scaled: ClassVar[dict[str, tuple[int, int]]] = {}
     """Epoch counts the ``Config`` leaves ``None``: name → (the authors' count, the epochs their
     original trained), filled in as the same share of this original's training

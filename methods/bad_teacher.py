@@ -12,7 +12,7 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.search_space import IntRange, LogUniform, Uniform
+from bench.tuning.space import IntRange, LogUniform, Uniform
 from bench.train import Recipe, batch_indices, fit, make_optimizer
 
 INCOMPETENT_SEED_OFFSET = 104729  # the random teacher's seed: the cell's plus this, never the original's init

@@ -12,7 +12,7 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.search_space import LogUniform
+from bench.tuning.space import LogUniform
 from bench.train import Recipe, train
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from bench.balance import make_balancer
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.search_space import LogUniform, Uniform
+from bench.tuning.space import LogUniform, Uniform
 from bench.splits import per_class_subset
 from bench.train import Recipe, autocast, batch_indices, fit, make_optimizer
 

@@ -7,7 +7,7 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.search_space import IntRange, LogUniform
+from bench.tuning.space import IntRange, LogUniform
 from bench.train import Recipe, train
 
 

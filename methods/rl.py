@@ -13,7 +13,7 @@ from torch import nn
 
 from bench.gradients import summed_gradients
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.search_space import IntRange, LogUniform, Uniform
+from bench.tuning.space import IntRange, LogUniform, Uniform
 from bench.train import Recipe, batch_indices, block_batches, fit, make_optimizer
 from methods.amnesiac import random_wrong_labels
 

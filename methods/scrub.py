@@ -13,7 +13,7 @@ from torch import nn
 
 from bench.budget import scaled_epochs
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.search_space import IntRange, LogUniform
+from bench.tuning.space import IntRange, LogUniform
 from bench.splits import Scenario
 from bench.train import Recipe, batch_indices, fit, make_optimizer
 

@@ -10,7 +10,7 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.search_space import IntRange, LogUniform
+from bench.tuning.space import IntRange, LogUniform
 from bench.splits import per_class_subset
 from bench.train import Recipe, autocast, train
 

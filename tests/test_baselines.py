@@ -216,7 +216,7 @@ def test_the_tuner_tries_scrubs_notebook_settings_for_the_scenario_first(spec, t
     in, the epoch counts scaled from the notebooks' 25 training epochs to the dataset's recipe."""
     from bench.config import DatasetConfig, MethodEntry
     from bench.splits import parse_scenario
-    from bench.studies import StudySpec
+    from bench.tuning.studies import StudySpec
     from bench.train import Recipe
 
     dataset = DatasetConfig(name="digits", model="cnn", recipe=Recipe(epochs=training_epochs))

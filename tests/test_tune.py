@@ -19,10 +19,10 @@ import yaml
 from bench.config import load_config
 from bench.data import holdout_validation, load_dataset, register_dataset
 from bench.registry import method_names
-from bench.studies import TrialOutcome
-from bench.trials import judge
-from bench.tune import run_tune
-from bench.tuning_config import TunedFile, TuningConfig
+from bench.tuning.studies import TrialOutcome
+from bench.tuning.trials import judge
+from bench.tuning.command import run_tune
+from bench.tuning.config import TunedFile, TuningConfig
 from conftest import ROOT, run_module, write_config
 
 
@@ -140,7 +140,7 @@ def test_a_space_the_config_would_reject_is_refused_at_registration():
     from pydantic import Field
 
     from bench.registry import MethodConfig, UnlearningMethod, register
-    from bench.search_space import IntRange, LogUniform
+    from bench.tuning.space import IntRange, LogUniform
 
     class Bad(UnlearningMethod):
         class Config(MethodConfig):
@@ -304,8 +304,8 @@ def test_ray_tunes_the_same_studies_as_the_local_backend(tmp_path):
 
 def drivers_for(tmp_path, **tuning):
     """The studies of a tiny config and drivers on a fresh storage (no trial run)."""
-    from bench.studies import StudyDriver, plan_studies
-    from bench.tune import prepare_tuning_data
+    from bench.tuning.studies import StudyDriver, plan_studies
+    from bench.tuning.command import prepare_tuning_data
 
     config = load_config(tune_config(tmp_path / "c.yaml", scenarios=["class:3"], tuning={"seeds": [100], "trials": 4, **tuning}))
     specs = [s for s in plan_studies(config, prepare_tuning_data(config, torch.device("cpu"))) if s.space]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.errors import UserError
 from bench.results import read_record, runs_dir
-from bench.tuning_config import TunedFile, read_tuned_file
+from bench.tuning.config import TunedFile, read_tuned_file
 
 CELL = ["dataset", "model", "scenario", "seed", "method"]
 GROUP = ["dataset", "model", "scenario"]

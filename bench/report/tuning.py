@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.report.render import Cell, Table
-from bench.tuning_config import TunedEntry, TunedFile
+from bench.tuning.config import TunedEntry, TunedFile
 
 TUNED_SUFFIX = "+tuned"
 TUNED_MARK = "§"

@@ -18,8 +18,8 @@ from bench.cells import run_cell
 from bench.config import SweepConfig
 from bench.grid import Cell, PreparedData
 from bench.model_store import ModelStore
-from bench.studies import StudySpec, TrialOutcome
-from bench.tuning_config import TuningConfig
+from bench.tuning.studies import StudySpec, TrialOutcome
+from bench.tuning.config import TuningConfig
 
 
 def run_trial(
