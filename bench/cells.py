@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import os
 import platform
 import subprocess
@@ -19,12 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import TUNED_SUFFIX, EvaluationConfig, SweepConfig
 from bench.costly import RunOutcome, forget_quality_metrics, map_runs, relearn_metrics, relearn_steps, run_outcome
 from bench.evaluate import evaluate, gap_metrics, mia_metrics, reference_metrics, save_logits, weight_distance
 from bench.grid import (
-    Cell, PreparedData, cell_key, config_numerics, evaluation_splits, generator_for, planned_splits, record_name, split_for,
+    Cell, PreparedData, cell_key, config_numerics, evaluation_splits, generator_for, method_generator, planned_splits,
+    record_name, setting_params, split_for,
 )
 from bench.metrics.divergence import prediction_histogram
 from bench.model_store import ModelStore
@@ -90,6 +93,7 @@ def make_task(
         preprocess=prepared.preprocess,
         recipe=prepared.config.recipe,
         seed=cell.seed,
+        shared=models.shared_work(original, split),
     )
     method_class = get_method(cell.method.method)
     if "retrain_reference" in method_class.needs:
@@ -99,23 +103,45 @@ def make_task(
     return task
 
 
+@dataclass(frozen=True)
+class Measure:
+    """What a cell measures besides its method's result. A sweep cell: every metric, its
+    peak memory, its logits saved. A tuning trial: only the attacks its objective reads
+    (``attacks``; the SVC and cross-validated fits are most of an evaluation), and its cost
+    as a count of floating-point operations (``count_flops``: deterministic, unlike time,
+    so a cost cap rejects the same trials on every run; about 1.2x slower on a CPU)."""
+
+    attacks: frozenset[str] | None = None
+    count_flops: bool = False
+    memory: bool = True
+    save_logits: bool = True
+
+
+SWEEP = Measure()
+
+
 @dataclass
 class MethodRun:
-    """One run of a method: the unlearned model, its wall time (device synchronised) and its peak memory."""
+    """One run of a method: the unlearned model, its wall time (device synchronised), its
+    peak memory and its floating-point operations (where measured)."""
 
     model: nn.Module
     seconds: float
     memory: PeakMemory | None
+    flops: int | None = None
 
 
-def run_method(cell: Cell, task: UnlearnTask, original: CachedModel, measure_memory: bool = True) -> MethodRun:
+def run_method(
+    cell: Cell, task: UnlearnTask, original: CachedModel, measure_memory: bool = True, count_flops: bool = False,
+) -> MethodRun:
     """Run the cell's method on a copy of the original; raise if it returns no usable model."""
     method_class = get_method(cell.method.method)
     method = method_class(method_class.Config.model_validate(cell.method.params))
     model = copy.deepcopy(original.model)
     synchronize(task.device)
     memory = PeakMemory(task.device) if measure_memory else None
-    with memory or contextlib.nullcontext():
+    counter = FlopCounterMode(display=False) if count_flops else None
+    with memory or contextlib.nullcontext(), counter or contextlib.nullcontext():
         start = time.perf_counter()
         unlearned = method.unlearn(model, task)
         synchronize(task.device)
@@ -125,7 +151,8 @@ def run_method(cell: Cell, task: UnlearnTask, original: CachedModel, measure_mem
     bad = non_finite_tensors(unlearned)
     if bad:
         raise FloatingPointError(f"non-finite weights after unlearning in {', '.join(bad[:3])}")
-    return MethodRun(unlearned, seconds, memory)
+    flops = counter.get_total_flops() + task.reused_flops if counter is not None else None
+    return MethodRun(unlearned, seconds, memory, flops)
 
 
 def costly_metrics(
@@ -148,7 +175,7 @@ def costly_metrics(
         runs = evaluation.forget_quality.runs
 
         def one_run(k: int) -> RunOutcome:
-            generator = generator_for(cell.seed, "method", cell.method.name, "run", k)
+            generator = method_generator(cell, prepared, "run", k)
             task = make_task(cell, prepared, models, split, original, generator, retrain_replica=runs + k)
             unlearned = run_method(cell, task, original, measure_memory=False).model
             return run_outcome(unlearned, splits, prepared.preprocess, evaluation.inference_batch(models.device))
@@ -171,12 +198,15 @@ def tuning_summary(config: SweepConfig, cell: Cell) -> dict[str, Any] | None:
 
 
 def run_cell(
-    cell: Cell, prepared: PreparedData, models: ModelStore, out_dir: Path, config: SweepConfig, env: dict[str, Any]
+    cell: Cell, prepared: PreparedData, models: ModelStore, out_dir: Path, config: SweepConfig, env: dict[str, Any],
+    measure: Measure = SWEEP,
 ) -> dict[str, Any]:
-    """Run one method on one (dataset, scenario, seed), evaluate it, write its record, return it."""
+    """Run one method on one (dataset, scenario, seed), evaluate it (``measure`` says how
+    fully), write its record, return it."""
     split, split_file = split_for(out_dir, prepared, cell.scenario, cell.seed)
     original = models.original(prepared, cell.seed, planned_splits(out_dir, prepared, config, cell.seed))
-    task = make_task(cell, prepared, models, split, original, generator_for(cell.seed, "method", cell.method.name))
+    task = make_task(cell, prepared, models, split, original, method_generator(cell, prepared))
+    task.count_flops = measure.count_flops
     record: dict[str, Any] = {
         "sweep": config.sweep,
         "cell": cell.cell_id,
@@ -188,6 +218,7 @@ def run_cell(
         "method": cell.method.name,
         "method_class": cell.method.method,
         "params": cell.method.resolved_params(),
+        "setting_params": setting_params(cell),
         "dataset_config": cell.dataset.model_dump(),
         "evaluation_config": config.evaluation.model_dump(),
         "split": {
@@ -208,11 +239,13 @@ def run_cell(
         record["tuning"] = tuning
     batch_size = config.evaluation.inference_batch(models.device)
     try:
-        run = run_method(cell, task, original)
+        run = run_method(cell, task, original, measure.memory, measure.count_flops)
         reference = models.reference(prepared, cell, split, original, config.evaluation)
         start = time.perf_counter()
         evaluation = evaluate(run.model, evaluation_splits(prepared, split), cell.scenario, prepared.preprocess, batch_size)
-        mia = mia_metrics(evaluation.logits, evaluation.labels, cell.scenario, cell.seed, config.evaluation.svc_max_samples)
+        mia = mia_metrics(
+            evaluation.logits, evaluation.labels, cell.scenario, cell.seed, config.evaluation.svc_max_samples, measure.attacks,
+        )
         distances, histograms = reference_metrics(
             evaluation.logits, reference.evaluation.logits, reference.random_forget_logits, prepared.data.num_classes
         )
@@ -227,9 +260,9 @@ def run_cell(
     except Exception as error:  # a failing method never stops the sweep
         record.update(status="failed", error=f"{type(error).__name__}: {error}", traceback=traceback.format_exc())
     else:
-        method_seconds = task.charged_seconds if task.charged_seconds is not None else run.seconds
-        assert run.memory is not None
-        peak_mib, delta_mib = task.charged_memory_mib or (run.memory.peak_mib, run.memory.delta_mib)
+        method_seconds = task.charged_seconds if task.charged_seconds is not None else run.seconds + task.reused_seconds
+        memory = (run.memory.peak_mib, run.memory.delta_mib) if run.memory is not None else (math.nan, math.nan)
+        peak_mib, delta_mib = task.charged_memory_mib or memory
         speedup = reference.retrained.train_seconds / method_seconds if method_seconds > 0 else float("inf")
         record["timings"] = {
             "method_s": method_seconds, "method_measured_s": run.seconds, "eval_s": eval_seconds, "costly_s": costly_seconds,
@@ -238,14 +271,38 @@ def run_cell(
             **evaluation.metrics, **mia, **distances, **gaps, "weight_dist": weights,
             "time_s": method_seconds, "speedup": speedup, "peak_mem_mib": peak_mib, "mem_delta_mib": delta_mib,
             "eval_s": eval_seconds, **costly,
+            **(flop_metrics(run.flops, models.retraining_flops(prepared, split)) if run.flops is not None else {}),
         }
         record["memory_kind"] = "cuda_max_allocated" if models.device.type == "cuda" else "process_anon_rss_sampled"
         original_histogram = prediction_histogram(reference.original_forget_logits, len(histograms["model"]))
         record["prediction_histograms"] = {**histograms, "original": original_histogram.tolist()}
         record["method_log"] = task.log
-        logits_file = record_path(out_dir, cell.cell_id).with_suffix(".logits.npz")
-        save_logits(logits_file, evaluation)
-        record.update(status="ok", logits_file=str(logits_file.relative_to(out_dir)))
+        record["status"] = "ok"
+        if measure.save_logits:
+            logits_file = record_path(out_dir, cell.cell_id).with_suffix(".logits.npz")
+            save_logits(logits_file, evaluation)
+            record["logits_file"] = str(logits_file.relative_to(out_dir))
     record["finished_at"] = datetime.now(timezone.utc).isoformat()
     write_record(out_dir, cell.cell_id, record)
+    return record
+
+
+def flop_metrics(flops: int, retraining_flops: float) -> dict[str, float]:
+    """The method's floating-point operations and their share of retraining's (its cost as
+    a multiple of retraining's, machine-independent)."""
+    return {"flops": float(flops), "cost_ratio": flops / retraining_flops if retraining_flops > 0 else math.inf}
+
+
+def alias_record(cell: Cell, source: dict[str, Any], config: SweepConfig) -> dict[str, Any]:
+    """The record of a cell that computes exactly what ``source``'s cell did (equal keys: a
+    tuned variant whose parameters resolve to the defaults): the source's results under the
+    cell's own name, marked ``same_as``; nothing is run again."""
+    record = {
+        **source, "cell": cell.cell_id, "method": cell.method.name, "params": cell.method.resolved_params(),
+        "same_as": source["cell"],
+    }
+    record.pop("tuning", None)
+    tuning = tuning_summary(config, cell)
+    if tuning is not None:
+        record["tuning"] = tuning
     return record

@@ -7,6 +7,7 @@ sweep, the Ray backend and the tuner plan and key their cells here.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,9 @@ from bench.train import Preprocess, numerics_fields
 
 # Bump when a change to training makes cached models obsolete.
 TRAINING_VERSION = 2
-# Bump when the metrics of a run record change, so finished cells are evaluated again.
-METRICS_VERSION = 3
+# Bump when the metrics of a run record change, so finished cells are evaluated again
+# (4: avg_gap is SalUn's, with MIA-efficacy; the entropy version is avg_gap_entropy).
+METRICS_VERSION = 4
 # Bump when the forget-quality score changes: only cells and references that compute it are
 # redone (2: the official challenge scorer's tests, bins and confidence).
 FORGET_QUALITY_VERSION = 2
@@ -108,23 +110,63 @@ def prepare_data(config: DatasetConfig, device: torch.device, validation: float 
     return PreparedData(config, data.to(device), fingerprint, preprocess)
 
 
+def setting_params(cell: Cell) -> dict[str, Any]:
+    """Every hyper-parameter the cell's method runs with, as it runs them: defaults filled in
+    and the counts it resolves for the setting (``epochs: None`` → the scaled count), so that
+    two entries that compute the same thing have the same parameters whatever their names."""
+    method = get_method(cell.method.method)
+    resolved = method.setting_params(cell.method.resolved_params(), cell.scenario, cell.dataset.recipe.epochs)
+    return json.loads(json.dumps(resolved))  # as stored in records and tuned files: tuples are lists
+
+
+def method_identity(cell: Cell, prepared: PreparedData) -> dict[str, Any]:
+    """What a cell's method computes from: the method class, its resolved parameters, the
+    data (its content, model and recipe), the split (scenario and seed) and the training
+    code; never the entry's name, nor the dataset's (two names for one content are one data)."""
+    return {
+        "method": cell.method.method,
+        "params": setting_params(cell),
+        "dataset": cell.dataset.model_dump(exclude={"name"}),
+        "fingerprint": prepared.fingerprint,
+        "scenario": cell.scenario.spec,
+        "seed": cell.seed,
+        "training_version": TRAINING_VERSION,
+    }
+
+
+def method_generator(cell: Cell, prepared: PreparedData, *parts: Any) -> torch.Generator:
+    """The method's random stream: from its identity, so ``x`` and ``x+tuned`` (or a trial)
+    with equal resolved parameters draw the same numbers; ``parts`` pick a further stream
+    (the costly tier's k-th run)."""
+    return generator_for(cell.seed, "method", stable_hash(method_identity(cell, prepared), length=64), *parts)
+
+
 def cell_key(cell: Cell, prepared: PreparedData, evaluation: EvaluationConfig, numerics: dict[str, Any] | None = None) -> str:
-    """Hash of everything that determines a cell's result: a record with another key is stale."""
+    """Hash of everything that determines a cell's result: a record with another key is
+    stale, and two cells of one key are one computation (see :func:`alias_sources`)."""
     return stable_hash(
         {
-            **(numerics or {}),  # compiled kernels and bf16 round differently: see numerics_fields
-            "dataset": cell.dataset.model_dump(),
-            "fingerprint": prepared.fingerprint,
-            "scenario": cell.scenario.spec,
-            "seed": cell.seed,
-            "method": cell.method.method,
-            "params": cell.method.resolved_params(),
-            "training_version": TRAINING_VERSION,
+            **(numerics or {}),  # threads, compiled kernels and bf16 round differently: see config_numerics
+            **method_identity(cell, prepared),
             **evaluation_versions(evaluation),
             "evaluation": evaluation.model_dump(exclude={"batch_size"}),
         },
         length=64,
     )
+
+
+def alias_sources(cells: list[Cell], keys: list[str]) -> dict[str, Cell]:
+    """For each cell that computes what an earlier cell of the grid computes (``x+tuned``
+    whose tuned parameters resolve to ``x``'s), that earlier cell, by the alias's cell id:
+    it is not run again, its record is the source's under its own name."""
+    first: dict[str, Cell] = {}
+    sources = {}
+    for cell, key in zip(cells, keys):
+        if key in first:
+            sources[cell.cell_id] = first[key]
+        else:
+            first[key] = cell
+    return sources
 
 
 def is_finished(out_dir: Path, cell: Cell, key: str) -> bool:
@@ -186,7 +228,10 @@ def write_splits(config: SweepConfig, datasets: dict[str, PreparedData], out_dir
 
 
 def config_numerics(config: SweepConfig) -> dict[str, Any]:
-    return numerics_fields(config.compile, config.precision)
+    """What changes results besides the inputs, for model and cell keys: the intra-op thread
+    count (float sums split another way round differently; training amplifies it) and the
+    numerics switches (:func:`bench.train.numerics_fields`)."""
+    return {"threads": task_threads(config), **numerics_fields(config.compile, config.precision)}
 
 
 def needs_update_record(config: SweepConfig) -> bool:

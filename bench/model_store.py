@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import EvaluationConfig
 from bench.costly import map_runs, relearn_steps, run_outcome
@@ -44,6 +46,29 @@ class ModelStore:
         self.progress = progress
         self.record_updates = record_updates
         self._memo: dict[tuple, CachedModel] = {}
+        self._shared: dict[tuple[str, str], dict[str, Any]] = {}
+        self._flops_per_image: dict[str, float] = {}
+
+    def shared_work(self, original: CachedModel, split: Split) -> dict[str, Any]:
+        """The store of work that methods keep across runs on one original model and split
+        (:meth:`bench.registry.UnlearnTask.reuse`), for the last few such pairs."""
+        key = (original.key, split.forget_sha256)
+        if key not in self._shared and len(self._shared) >= 4:
+            self._shared.clear()
+        return self._shared.setdefault(key, {})
+
+    def retraining_flops(self, prepared: PreparedData, split: Split) -> float:
+        """The floating-point operations retraining on ``split``'s retain set takes: one
+        training step's per image (forward and backward, counted once per dataset on a fresh
+        model) × epochs × retained images; what a method's count is a share of."""
+        name = prepared.config.name
+        if name not in self._flops_per_image:
+            model = self.new_model(prepared, 0).train()
+            images, labels = prepared.data.train_x[:2], prepared.data.train_y[:2]
+            with FlopCounterMode(display=False) as counter:
+                F.cross_entropy(model(prepared.preprocess(images)), labels).backward()
+            self._flops_per_image[name] = counter.get_total_flops() / len(labels)
+        return self._flops_per_image[name] * prepared.config.recipe.epochs * len(split.retain)
 
     def _key_fields(self, prepared: PreparedData, seed: int, kind: str, **extra: Any) -> dict[str, Any]:
         config = prepared.config

@@ -49,7 +49,7 @@ from bench.grid import (
     task_threads,
 )
 from bench.model_store import ModelStore
-from bench.tuning.studies import StudyDriver, StudySpec, TrialOutcome
+from bench.tuning.studies import Race, StudyDriver, StudySpec, TrialOutcome
 from bench.tuning.trials import run_trial
 from bench.train import resolve_device, use_numerics, warm_up
 
@@ -123,11 +123,12 @@ def run_cell_task(config_json: str, cache: str, threads: int, out_dir: str, cell
 
 def run_trial_task(
     config_json: str, cache: str, threads: int, out_dir: str, study: StudySpec, params: dict[str, Any], number: int,
+    race: Race,
 ) -> TrialOutcome:
-    """Run one trial of the tuner (its cells on every tuning seed) in a worker."""
+    """Run one trial of the tuner (its cells, seed after seed, in its race) in a worker."""
     state = worker_state(config_json, cache, threads, out_dir, tuning=True)
     prepared = state.datasets[study.dataset.name]
-    return run_trial(study, params, number, prepared, state.models, Path(out_dir), state.config, state.env)
+    return run_trial(study, params, number, race, prepared, state.models, Path(out_dir), state.config, state.env)
 
 
 def tune_on_ray(config: SweepConfig, drivers: list[StudyDriver], out_dir: Path, cache: Path, progress: bool) -> None:
@@ -142,8 +143,8 @@ def tune_on_ray(config: SweepConfig, drivers: list[StudyDriver], out_dir: Path, 
 
     def submit(driver: StudyDriver) -> None:
         while driver.remaining() and len(driver.in_flight) < config.tuning.parallel:
-            number, params = driver.ask()
-            in_flight[remote.remote(*common, driver.spec, params, number)] = (driver, number)
+            number, params, race = driver.ask()
+            in_flight[remote.remote(*common, driver.spec, params, number, race)] = (driver, number)
 
     bar = tqdm(total=sum(d.remaining() for d in drivers), desc=f"tune {config.sweep} (ray)", unit="trial", disable=not progress)
     for driver in drivers:

@@ -10,7 +10,9 @@ group ``unlearn_bench.methods`` (the entry point names a module that calls
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -19,6 +21,7 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from bench.budget import scaled_epochs
 from bench.errors import UserError
@@ -28,6 +31,7 @@ from bench.train import CachedModel, Preprocess, Recipe
 from bench.update_record import TrainingRecord
 
 ENTRY_POINT_GROUP = "unlearn_bench.methods"
+T = TypeVar("T")
 
 # What a method may declare in ``needs``; the harness provides it or marks the cell not applicable.
 KNOWN_NEEDS = {
@@ -45,6 +49,15 @@ class MethodConfig(BaseModel):
     """Base of every method's hyper-parameters: typed, validated, no unknown fields."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class SharedWork:
+    """A result of :meth:`UnlearnTask.reuse` with what computing it cost."""
+
+    value: Any
+    seconds: float
+    flops: int
 
 
 @dataclass
@@ -76,6 +89,31 @@ class UnlearnTask:
     """Set by a method whose work was done earlier and cached (retrain): the time it cost then."""
     charged_memory_mib: tuple[float, float] | None = None
     """Set with ``charged_seconds``: the (peak, added) memory in MiB that work took then."""
+    shared: dict[str, SharedWork] = field(default_factory=dict)
+    """Work kept across runs on the same original model and split (see :meth:`reuse`)."""
+    count_flops: bool = False
+    """Set by the harness when it counts the method's operations (a tuning trial's cost cap)."""
+    reused_seconds: float = 0.0
+    reused_flops: int = 0
+
+    def reuse(self, name: str, compute: Callable[[], T]) -> T:
+        """``compute()``, or its result from an earlier run on the same original model and
+        split (a tuning study's trials; a method's defaults and its tuned variant). Only for
+        work that reads no hyper-parameter ``name`` leaves out and draws nothing from
+        ``generator``. The time and operations it took are charged to every run that reuses
+        it, so costs and cost caps are as if it ran each time."""
+        kept = self.shared.get(name)
+        if kept is not None:
+            self.reused_seconds += kept.seconds
+            self.reused_flops += kept.flops
+            return kept.value
+        counter = FlopCounterMode(display=False) if self.count_flops else None
+        start = time.perf_counter()
+        with counter or contextlib.nullcontext():
+            value = compute()
+        flops = counter.get_total_flops() if counter is not None else 0
+        self.shared[name] = SharedWork(value, time.perf_counter() - start, flops)
+        return value
 
 
 class UnlearningMethod:

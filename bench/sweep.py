@@ -28,17 +28,17 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from bench.cells import environment, run_cell
+from bench.cells import alias_record, environment, run_cell
 from bench.cli import BACKENDS, add_run_options, check_run_options
 from bench.config import SweepConfig, load_config, parse_int_list
 from bench.data import cache_root
 from bench.errors import UserError, cli_main
 from bench.grid import (
-    Cell, PreparedData, cell_key, config_numerics, is_finished, needs_update_record, plan_cells, prepare_data, task_threads,
-    write_splits,
+    Cell, PreparedData, alias_sources, cell_key, config_numerics, is_finished, needs_update_record, plan_cells, prepare_data,
+    task_threads, write_splits,
 )
 from bench.model_store import ModelStore
-from bench.results import rebuild_results_csv
+from bench.results import read_record, rebuild_results_csv, record_path, write_record
 from bench.store import atomic_write_text
 from bench.train import resolve_device, use_numerics, warm_up
 
@@ -50,6 +50,7 @@ class SweepSummary:
     ran: int
     skipped: int
     failed: list[str]
+    same: int = 0  # cells whose record is another cell's (equal keys), written without running
 
 
 
@@ -73,10 +74,11 @@ def run_sweep(
         raise UserError(f"device {config.device!r} asked for, but CUDA is not available; use device: auto or cpu")
     datasets = {d.name: prepare_data(d, device) for d in config.datasets}  # data errors stop here, before any write
     cells = plan_cells(config, datasets)
-    pending = [
-        c for c in cells
-        if not is_finished(out_dir, c, cell_key(c, datasets[c.dataset.name], config.evaluation, config_numerics(config)))
-    ]
+    keys = [cell_key(c, datasets[c.dataset.name], config.evaluation, config_numerics(config)) for c in cells]
+    sources = alias_sources(cells, keys)
+    unfinished = [c for c, key in zip(cells, keys) if not is_finished(out_dir, c, key)]
+    pending = [c for c in unfinished if c.cell_id not in sources]
+    aliases = [c for c in unfinished if c.cell_id in sources]
     cache = (cache_dir or cache_root()) / "models"
     failed: list[str] = []
     if backend == "ray":
@@ -95,10 +97,23 @@ def run_sweep(
                 records = run_on_ray(config, pending, out_dir, cache, progress)
             else:
                 records = run_locally(config, pending, datasets, out_dir, cache, device, progress)
+            records += write_aliases(config, aliases, sources, out_dir)
             failed = [r["cell"] for r in records if r["status"] == "failed"]
         finally:
             results_csv = rebuild_results_csv(out_dir)
-    return SweepSummary(out_dir, results_csv, len(pending), len(cells) - len(pending), failed)
+    return SweepSummary(out_dir, results_csv, len(pending), len(cells) - len(unfinished), failed, len(aliases))
+
+
+def write_aliases(config: SweepConfig, aliases: list[Cell], sources: dict[str, Cell], out_dir: Path) -> list[dict[str, Any]]:
+    """The records of cells that compute what another cell of the grid computes, from that
+    cell's record (written by now, whichever backend ran it); a source that failed leaves
+    its aliases failed too, and both run again next time."""
+    records = []
+    for cell in aliases:
+        record = alias_record(cell, read_record(record_path(out_dir, sources[cell.cell_id].cell_id)), config)
+        write_record(out_dir, cell.cell_id, record)
+        records.append(record)
+    return records
 
 
 
@@ -159,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"sweep {config.sweep}: {summary.ran} cells run, {summary.skipped} already finished, "
+        f"{summary.same} the same computation as another cell (record shared), "
         f"{len(summary.failed)} failed; results: {summary.results_csv}"
     )
     return 0

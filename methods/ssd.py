@@ -70,8 +70,9 @@ class SelectiveSynapticDampening(UnlearningMethod):
         retain_order = torch.sort(task.retain_y, stable=True).indices if task.scenario.kind == "class" else torch.arange(len(task.retain_y))
         full_x = torch.cat([task.retain_x[retain_order.to(task.retain_x.device)], task.forget_x])
         full_y = torch.cat([task.retain_y[retain_order.to(task.retain_y.device)], task.forget_y])
-        forget = importances(model, task.forget_x, task.forget_y, task.preprocess, batch_size)
-        full = importances(model, full_x, full_y, task.preprocess, batch_size)
+        # The original model's importances read no searched parameter: kept for the study's other trials.
+        forget = task.reuse(f"ssd_forget_importances_b{batch_size}", lambda: importances(model, task.forget_x, task.forget_y, task.preprocess, batch_size))
+        full = task.reuse(f"ssd_full_importances_b{batch_size}", lambda: importances(model, full_x, full_y, task.preprocess, batch_size))
         task.log["dampened_weights"] = dampen(model, forget, full, c.alpha, c.dampening)
         task.log["weights"] = sum(p.numel() for p in model.parameters())
         return model

@@ -351,3 +351,82 @@ def test_balance_log_reads_rounds_and_the_epochs_of_older_records():
     assert balance_log({"method_log": {"rounds": ROUNDS}}) == ROUNDS
     assert balance_log({"method_log": {"epochs": ROUNDS}}) == ROUNDS  # FC+ALB's records before its step budget
     assert balance_log({"method_log": {"rounds": 5, "epochs": [1, 2]}}) == [] and balance_log({}) == []
+
+
+def held_entry(method: str, params: dict, defaults: dict, history: list, space: dict | None = None) -> dict:
+    return {"dataset": "digits", "scenario": "class:3", "method": method, "method_class": method, "dataset_hash": "h",
+            "space": {"lr": "log-uniform [0.0001, 0.1]"} if space is None else space, "defaults": defaults, "params": params,
+            "objective": min(v for v in history if v is not None), "default_objective": history[0], "trials": len(history),
+            "history": history}
+
+
+# js_retrain of x on seeds 0, 1, 2 and the per-seed differences x+tuned − x (None: no x+tuned cell on that seed)
+HELD = {
+    "finetune": ([0.20, 0.30, 0.25], [0.10, 0.11, 0.12]),  # mean 0.11, SE 0.01/√3 = 0.0058: worse by > 2 SE
+    "ga": ([0.40, 0.35, 0.30], [0.10, -0.10, 0.05]),  # mean 0.0167, SE 0.0601: within noise
+    "rl": ([0.20], [0.30]),  # one seed: n/a, though far worse
+    "salun": ([0.20, 0.22, 0.90], [0.05, 0.07, None]),  # seed 2 has no tuned cell: pairs 0, 1; mean 0.06, SE 0.01
+    "ssd": ([0.10, 0.20, 0.30], [0.0, 0.0, 0.0]),  # other values, yet x+tuned's cells are x's (one computation)
+}
+
+
+def held_records() -> list[dict]:
+    records = []
+    for method, (values, differences) in HELD.items():
+        for seed, (value, difference) in enumerate(zip(values, differences)):
+            # avg_gap is a decoy: it says tuned is better everywhere; the tuned file's objective is js_retrain
+            records.append(hand_record(method, seed, {"js_retrain": value, "avg_gap": 0.5}))
+            if difference is not None:
+                records.append(hand_record(method + "+tuned", seed, {"js_retrain": value + difference, "avg_gap": 0.1},
+                                           method_class=method))
+    records += [hand_record("scrub", s, {"js_retrain": 0.3, "avg_gap": 0.5}) for s in SEEDS]  # kept its defaults: no x+tuned
+    records += [hand_record("original", s, {"js_retrain": 0.6, "avg_gap": 0.5}) for s in SEEDS]
+    return records
+
+
+HELD_TUNED = {
+    "sweep": "hand", "budget": 10, "tuning_seeds": [100], "validation_size": 0.1, "objective": "js_retrain", "config_hash": "x",
+    "entries": [
+        held_entry("finetune", {"lr": 0.05}, {"lr": 0.02}, [0.3, 0.25, None, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.1]),  # best at 9: late
+        held_entry("ga", {"lr": 0.05}, {"lr": 0.02}, [0.3, 0.1, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.1, 0.2]),  # first best at 1
+        held_entry("rl", {"lr": 0.05}, {"lr": 0.02}, [0.3, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.05]),  # best at 8: late
+        held_entry("salun", {"lr": 0.05}, {"lr": 0.02}, [0.3, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.1]),  # best at 7: not late
+        held_entry("ssd", {"lr": 0.05}, {"lr": 0.02}, [0.3, 0.2]),
+        held_entry("scrub", {"lr": 0.02}, {"lr": 0.02}, [0.3, None, 0.4]),
+        {"dataset": "digits", "scenario": "class:3", "method": "original", "method_class": "original", "dataset_hash": "h"},
+    ],
+}
+
+
+def test_tuning_held_table_by_hand(tmp_path):
+    folder = write_records(tmp_path / "h", held_records())
+    (folder / "tuned.yaml").write_text(yaml.safe_dump(HELD_TUNED))
+    report = build_report(folder, tmp_path / "plots", figures=False)
+    text = (report.tables_dir / "tuning_held.md").read_text()
+    # method, dataset, scenario, validation (defaults, tuned), seeds: defaults, tuned, difference, pairs
+    assert md_row(text, "finetune") == [
+        "finetune", "digits", "class:3", "0.300", "0.100", "0.250 ± 0.029", "0.360 ± 0.032", "**+0.110 ± 0.006** worse", "3"]
+    assert md_row(text, "ga")[5:] == ["0.350 ± 0.029", "0.367 ± 0.073", "+0.017 ± 0.060", "3"]
+    assert md_row(text, "rl")[5:] == ["0.200", "0.500", "n/a", "1"]
+    assert md_row(text, "salun")[5:] == ["0.440 ± 0.230 (n=3)", "0.270 ± 0.020", "**+0.060 ± 0.010** worse", "2"]
+    assert md_row(text, "ssd")[5:] == ["0.200 ± 0.058", "0.200 ± 0.058", "same as defaults", "3"]
+    assert md_row(text, "scrub")[5:] == ["0.300 ± 0.000 (n=3)", "same as defaults", "same as defaults", "0"]
+    assert "| original |" not in text  # no search space, no study
+    assert ("2 of 3 studies: tuned worse than defaults by more than 2 SE (of 6 studies: 3 compared on 2 or more paired seeds, "
+            "2 same as defaults, 1 with fewer than 2 paired seeds).") in text
+    # best at trial index >= 0.8 x 10: finetune (9) and rl (8); not ga (its first best, 1), salun (7), ssd (1), scrub (0)
+    assert "best in the last fifth of the budget: 2 of 6 studies" in text
+    assert "best in the last fifth of the budget: 2 of 6 studies" in (report.tables_dir / "tuning__digits__class-3.md").read_text()
+    frame = pd.read_csv(report.tables_dir / "tuning_held.csv").set_index("method")
+    assert list(frame.index) == ["finetune", "ga", "rl", "salun", "ssd", "scrub"]
+    assert list(frame["worse"]) == [True, False, False, True, False, False]
+    assert frame.loc["finetune", "difference_mean"] == pytest.approx(0.11)
+    assert frame.loc["finetune", "difference_se"] == pytest.approx(0.01 / np.sqrt(3))
+    assert frame.loc["ga", "difference_se"] == pytest.approx(np.std([0.1, -0.1, 0.05], ddof=1) / np.sqrt(3))
+    assert frame.loc["salun", "n_pairs"] == 2 and frame.loc["salun", "difference_mean"] == pytest.approx(0.06)
+    assert frame.loc["salun", "tuned_n"] == 2 and frame.loc["salun", "defaults_n"] == 3
+    assert frame.loc["ssd", "same_as_defaults"] and frame.loc["scrub", "same_as_defaults"] and not frame.loc["ga", "same_as_defaults"]
+    assert (frame["objective"] == "js_retrain").all()
+    tex = (report.tables_dir / "tuning_held.tex").read_text()
+    assert r"\textbf{+0.110 $\pm$ 0.006} worse" in tex and "2 of 3 studies" in tex
+    assert "id='tuning_held'" in report.html.read_text()

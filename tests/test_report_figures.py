@@ -153,3 +153,62 @@ def test_scatter_figures_have_one_panel_per_dataset_and_scenario(tmp_path):
     drawn = cost_vs_quality(results, options, tmp_path / "plots", report_colours(results, options))
     assert drawn.legend == ("Pareto front", "digits (cnn)", "letters (cnn)")
     assert sorted(name for name, _box in drawn.labels) == ["retrain", "retrain", "retrain", "rl", "rl", "rl"]
+
+
+def test_tuning_figure_draws_each_methods_best_so_far(tmp_path, monkeypatch):
+    """Per (dataset, scenario), one step line per study through the best objective so far,
+    a ringed marker where the best came, and the last fifth of the budget shaded."""
+    import numpy as np
+    import yaml
+
+    from bench.report import figures, resolve_options
+    from bench.report.drawing import METHOD_GID, report_colours
+    from bench.report.load import load_results
+
+    def entry(method, scenario, history):
+        return {"dataset": "digits", "scenario": scenario, "method": method, "method_class": method, "dataset_hash": "h",
+                "space": {"lr": "log-uniform [0.0001, 0.1]"}, "defaults": {"lr": 0.02}, "params": {"lr": 0.05},
+                "history": history}
+
+    histories = {
+        ("ga", "class:3"): [0.4, None, 0.2, 0.3, 0.1],  # best at 4 of 5: the last fifth
+        ("rl", "class:3"): [None, 0.5, 0.05, 0.3, 0.2],  # trial 0 failed: no best yet; best at 2
+        ("ga", "random:0.1"): [0.3, 0.0, 0.2],  # a zero: no log scale
+    }
+    tuned = {"sweep": "hand", "budget": 5, "tuning_seeds": [100], "validation_size": 0.1, "objective": "avg_gap", "config_hash": "x",
+             "entries": [entry(m, s, h) for (m, s), h in histories.items()]}
+    records = [hand_record(m, 0, {"avg_gap": 0.1}, scenario=s) for m, s in [("ga", "class:3"), ("rl", "class:3"), ("ga", "random:0.1")]]
+    folder = write_records(tmp_path / "h", records)
+    (folder / "tuned.yaml").write_text(yaml.safe_dump(tuned))
+    results = load_results([folder])
+    colours = report_colours(results, resolve_options(results))
+
+    drawn = {}
+    save = figures.save
+
+    def inspect(figure, folder, name, title, caption):
+        (ax,) = figure.axes
+        lines = {}
+        for line in ax.get_lines():
+            method = (line.get_gid() or "").removeprefix(METHOD_GID)
+            kind = "step" if line.get_drawstyle() == "steps-post" else "ring" if line.get_markeredgecolor() == "black" else "points"
+            lines[(method, kind)] = (list(line.get_xdata()), list(line.get_ydata()))
+        (span,) = ax.patches
+        drawn[name] = (lines, ax.get_yscale(), span.get_x(), span.get_width(), ax.get_title())
+        return save(figure, folder, name, title, caption)
+
+    monkeypatch.setattr(figures, "save", inspect)
+    made = figures.tuning_figures(results, tmp_path / "plots", colours)
+    assert [f.name for f in made] == ["tuning__digits__class-3", "tuning__digits__random-0.1"]
+    lines, scale, start, width, title = drawn["tuning__digits__class-3"]
+    nan = np.nan
+    np.testing.assert_array_equal(lines[("ga", "step")][1], [0.4, 0.4, 0.2, 0.2, 0.1])
+    np.testing.assert_array_equal(lines[("rl", "step")][1], [nan, 0.5, 0.05, 0.05, 0.05])
+    np.testing.assert_array_equal(lines[("rl", "points")][1], [nan, 0.5, 0.05, 0.3, 0.2])
+    assert lines[("ga", "ring")] == ([4], [0.1]) and lines[("rl", "ring")] == ([2], [0.05])
+    assert scale == "log" and (start, start + width) == pytest.approx((3.5, 4.5))  # trials 4 and on: index >= 0.8 x 5
+    assert "best in the last fifth of the budget: 1 of 2 studies" in title
+    assert drawn["tuning__digits__random-0.1"][1] == "linear"  # log cannot show the zero
+    figure = made[0]
+    assert figure.colours == {"ga": (colours["ga"],), "rl": (colours["rl"],)}
+    assert set(figure.legend) == {"ga", "rl", "last fifth of the budget"}

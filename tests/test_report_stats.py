@@ -72,3 +72,54 @@ def test_holm_by_hand():
     assert with_nan[0] == pytest.approx(0.02) and np.isnan(with_nan[1]) and with_nan[2] == pytest.approx(0.04)
     assert holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # capped at 1
     assert holm([]).size == 0
+
+
+def test_paired_check_tuned_against_defaults_by_hand():
+    from bench.report.tuning import paired_check
+
+    defaults = {0: 0.20, 1: 0.30, 2: 0.25}
+    clear = paired_check(defaults, {0: 0.30, 1: 0.41, 2: 0.37})  # differences 0.10, 0.11, 0.12
+    assert (clear.n, clear.worse) == (3, True)
+    assert clear.mean == pytest.approx(0.11) and clear.se == pytest.approx(0.01 / np.sqrt(3))
+    noise = paired_check(defaults, {0: 0.30, 1: 0.20, 2: 0.30})  # 0.1, −0.1, 0.05: mean 0.0167, SE 0.0601
+    assert (noise.n, noise.worse) == (3, False) and noise.se == pytest.approx(0.0601, abs=5e-5)
+    # mean / SE = 2.65 (marked) and 1.73 (not): the line is at 2 SE, not 1 or 3
+    assert paired_check(defaults, {0: 0.30, 1: 0.50, 2: 0.30}).worse  # 0.1, 0.2, 0.05
+    assert not paired_check(defaults, {0: 0.30, 1: 0.50, 2: 0.25}).worse  # 0.1, 0.2, 0.0
+    better = paired_check(defaults, {0: 0.10, 1: 0.19, 2: 0.13})  # tuned better by 2 SE and more: not worse
+    assert better.mean == pytest.approx(-0.11) and not better.worse
+    one = paired_check(defaults, {1: 0.90})  # one pair: no SE, never marked
+    assert one.n == 1 and one.mean == pytest.approx(0.6) and np.isnan(one.se) and not one.worse
+    gap = paired_check({0: 0.20, 1: 0.22, 2: 0.90}, {0: 0.25, 1: 0.29})  # seed 2 has no tuned value: pairs 0 and 1
+    assert (gap.n, gap.worse) == (2, True) and gap.mean == pytest.approx(0.06) and gap.se == pytest.approx(0.01)
+    assert paired_check(defaults, {0: float("nan"), 1: 0.40}).n == 1  # a NaN is no value
+    assert paired_check(defaults, {}).n == 0
+    same = paired_check(defaults, dict(defaults))  # differences all 0: not worse
+    assert same.mean == 0 and same.se == 0 and not same.worse
+
+
+def test_best_so_far_and_late_best_share_by_hand():
+    from bench.report.tuning import best_so_far, best_trial, late_best_share
+    from bench.tuning.config import TunedEntry
+
+    assert best_so_far([0.4, None, 0.2, 0.3, 0.1]) == [0.4, 0.4, 0.2, 0.2, 0.1]
+    assert best_so_far([None, 0.5, None]) == [None, 0.5, 0.5] and best_so_far([]) == []
+    assert best_trial([0.5, 0.2, 0.3, 0.2]) == 1 and best_trial([None, None]) is None  # the first of equal bests
+
+    def entry(history):
+        return TunedEntry(dataset="d", scenario="s", method="m", method_class="m", dataset_hash="h", history=history)
+
+    entries = [
+        entry([0.5, 0.4, None, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.1]),  # best at 9
+        entry([0.5, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.2, 0.3, 0.3]),  # best at 7
+        entry([0.5, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4, 0.2, None]),  # best at 8
+        entry([0.5, 0.2, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.3, 0.2]),  # best first at 1, equalled at 9
+        entry([0.5, 0.1]),  # a short study: best at 1
+        entry([None, None, None]),  # every trial failed: no best, not counted
+        entry([]),  # no search space: no study
+    ]
+    assert late_best_share(entries, 10) == (2, 5)  # index >= 8: 9 and 8; 7 is not in the last fifth
+    assert late_best_share(entries, 5) == (3, 5)  # index >= 4: 9, 7 and 8
+    assert late_best_share(entries[5:], 10) == (0, 0)
+    # 13 trials: index >= 10.4, so 11 and 12; a best at 10 is not late
+    assert late_best_share([entry([0.5] * 10 + [0.1, 0.2, 0.3]), entry([0.5] * 11 + [0.1, 0.2])], 13) == (1, 2)

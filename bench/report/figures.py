@@ -25,7 +25,7 @@ from bench.report.drawing import (
 from bench.report.load import GROUP, Results, balance_log
 from bench.report.scatter import cost_vs_quality, mia_vs_forget, pareto_front
 from bench.report.tables import HIGHER_IS_BETTER, RETRAIN, ReportOptions, group_slug, group_title, method_order
-from bench.report.tuning import is_tuned, tuned_groups, tuned_slug
+from bench.report.tuning import best_so_far, best_trial, first_late_trial, is_tuned, late_best_note, tuned_groups, tuned_slug
 
 __all__ = ["Figure", "all_figures", "pareto_front"]
 
@@ -197,35 +197,54 @@ def balance_curves(results: Results, group: tuple, options: ReportOptions, folde
 
 
 def tuning_figures(results, folder: Path, colours: dict[str, str]) -> list[Figure]:
-    """Per (dataset, scenario): each study's objective by trial (points) and the best so far (line)."""
+    """Per (dataset, scenario): each study's best-so-far curve against trial number (a step
+    line: failed, rejected and pruned trials keep the best before them), every trial's value
+    as a faint point, a ringed marker where the best came (the trial the tuned values are
+    from), and the last fifth of the budget shaded: a curve still stepping down in it says the
+    budget was short. Log scale when every value is positive (the methods' objectives lie
+    decades apart)."""
     figures = []
     for (dataset, scenario), entries in tuned_groups(results.tuned).items():
         studies = [(f, e) for f, e in entries if e.history]
         if not studies:
             continue
         plt = pyplot()
-        figure, ax = plt.subplots(figsize=(6.0, 3.2))
+        figure, ax = plt.subplots(figsize=(6.4, 3.4))
+        budget = max(f.budget for f, _ in studies)
+        span = ax.axvspan(first_late_trial(budget) - 0.5, budget - 0.5, color="0.92", linewidth=0, label="last fifth of the budget")
+        span.set_zorder(0)
+        positive = True
         for index, (_file, entry) in enumerate(studies):
             values = np.array([np.nan if v is None else v for v in entry.history], dtype=float)
+            best = np.array([np.nan if v is None else v for v in best_so_far(entry.history)], dtype=float)
+            positive = positive and bool((values[np.isfinite(values)] > 0).all())
             trials = np.arange(len(values))
-            best = np.fmin.accumulate(np.where(np.isnan(values), np.inf, values))
-            best[np.isinf(best)] = np.nan
             style = dict(color=colours[entry.method], marker=MARKERS[index % len(MARKERS)])
-            (points,) = ax.plot(trials, values, linestyle="none", markersize=3, alpha=0.6, **style)
-            (line,) = ax.plot(trials, best, linestyle=LINESTYLES[index % len(LINESTYLES)], label=entry.method, **style, markersize=0)
-            points.set_gid(METHOD_GID + entry.method)
-            line.set_gid(METHOD_GID + entry.method)
-        budget = max(f.budget for f, _ in studies)
-        ax.set_xlabel("trial")
-        ax.set_ylabel(f"validation {studies[0][0].objective}")
+            (points,) = ax.plot(trials, values, linestyle="none", markersize=2.5, alpha=0.35, **style)
+            (line,) = ax.plot(trials, best, linestyle=LINESTYLES[index % len(LINESTYLES)], drawstyle="steps-post",
+                              linewidth=1.1, label=entry.method, **style, markersize=0)
+            artists = [points, line]
+            found = best_trial(entry.history)
+            if found is not None:
+                (mark,) = ax.plot([found], [best[found]], linestyle="none", markersize=5.5, markeredgecolor="black",
+                                  markeredgewidth=0.6, **style)
+                artists.append(mark)
+            for artist in artists:
+                artist.set_gid(METHOD_GID + entry.method)
+        if positive:
+            ax.set_yscale("log")
+        ax.set_xlabel("trial (0: the defaults)")
+        ax.set_ylabel(f"best validation {studies[0][0].objective} so far")
         ax.set_xlim(-0.5, budget - 0.5)
-        ax.legend(fontsize=6, ncol=2, frameon=False)
-        ax.set_title(f"Tuning studies: {dataset}, {scenario}")
+        ax.legend(fontsize=6, ncol=1 if len(studies) < 12 else 2, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        late = late_best_note(studies)
+        ax.set_title(f"Tuning studies: {dataset}, {scenario}" + (f" ({late})" if late else ""), fontsize=8)
         figure.tight_layout()
         figures.append(save(
             figure, folder, f"tuning__{tuned_slug(dataset, scenario)}", f"Tuning studies: {dataset}, {scenario}",
-            f"Validation objective of every trial (points) and the best so far (lines), {budget} trials per method; "
-            "a line still falling at the last trial says the budget was short.",
+            f"Best validation objective so far by trial (lines), every trial (faint points), where the best came (ringed), "
+            f"{budget} trials per method; shaded: the last fifth of the budget, where a line still falling says the budget "
+            "was short.",
         ))
     return figures
 

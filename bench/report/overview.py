@@ -1,6 +1,6 @@
 """The report's tables over a whole sweep: the cost table, the cells without results, and
 the list of every table in reading order (per-group tables come from :mod:`tables`, the
-tuning tables from :mod:`tuning`)."""
+tuning tables and the check of whether tuning held from :mod:`tuning`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from bench.report.tables import (
     COST_METRICS, RETRAIN, ReportOptions, _best, ablation_table, format_mean_std, gap_table, main_table, method_order,
     significance,
 )
-from bench.report.tuning import tuning_tables
+from bench.report.tuning import tuning_held_table, tuning_tables
 
 
 def cost_table(results: Results, options: ReportOptions) -> Table:
@@ -98,5 +98,7 @@ def all_tables(results: Results, options: ReportOptions) -> tuple[list[Table], p
         if ablation is not None:
             tables.append(ablation)
     tables += tuning_tables(results)
+    held = tuning_held_table(results)
+    tables += [held] if held is not None else []
     tables += [cost_table(results, options), failures_table(results)]
     return tables, sig

@@ -20,9 +20,11 @@ import contextlib
 import gc
 import shlex
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import torch
 import yaml
@@ -124,11 +126,12 @@ def check_storage(out_dir: Path) -> None:
                 raise UserError(f"{str(path)!r} is not an SQLite database (move it aside to start the studies anew); {allowed}")
 
 
-def tune_locally(
-    config: SweepConfig, drivers: list[StudyDriver], datasets: dict[str, PreparedData], out_dir: Path, cache: Path,
-    device: torch.device, progress: bool,
-) -> None:
-    """The local backend: the studies one after the other, one trial at a time, in this process."""
+@contextlib.contextmanager
+def local_session(
+    config: SweepConfig, out_dir: Path, cache: Path, device: torch.device, progress: bool, warm: bool,
+) -> Iterator[tuple[ModelStore, dict[str, Any]]]:
+    """The model store and environment of trials run in this process, with the sweep's
+    thread count and numerics for the block (and garbage collection as :func:`warm_up` leaves it)."""
     models = ModelStore(
         cache, device, progress, needs_update_record(config), reference_dir=out_dir / "references",
         numerics=config_numerics(config),
@@ -136,19 +139,32 @@ def tune_locally(
     threads = torch.get_num_threads()
     torch.set_num_threads(task_threads(config))
     use_numerics(config.compile, config.precision)
-    total = sum(d.remaining() for d in drivers)
-    if total:
+    if warm:
         warm_up(device)
-    env = environment(device)
     try:
+        yield models, environment(device)
+    finally:
+        torch.set_num_threads(threads)
+        use_numerics()
+        if warm:
+            gc.unfreeze()
+
+
+def tune_locally(
+    config: SweepConfig, drivers: list[StudyDriver], datasets: dict[str, PreparedData], out_dir: Path, cache: Path,
+    device: torch.device, progress: bool,
+) -> None:
+    """The local backend: the studies one after the other, one trial at a time, in this process."""
+    total = sum(d.remaining() for d in drivers)
+    with local_session(config, out_dir, cache, device, progress, warm=total > 0) as (models, env):
         bar = tqdm(total=total, desc=f"tune {config.sweep}", unit="trial", disable=not progress)
         for driver in drivers:
             prepared = datasets[driver.spec.dataset.name]
             while driver.remaining():
-                number, params = driver.ask()
+                number, params, race = driver.ask()
                 bar.set_postfix_str(f"{driver.spec.entry.name} {driver.spec.scenario.spec} #{number}", refresh=True)
                 try:
-                    outcome = run_trial(driver.spec, params, number, prepared, models, out_dir, config, env)
+                    outcome = run_trial(driver.spec, params, number, race, prepared, models, out_dir, config, env)
                 except Exception as error:  # outside the method (a training that raised): retried next run
                     driver.abandon(number, f"{type(error).__name__}: {error}")
                     tqdm.write(f"trial {driver.spec.name} #{number} died ({type(error).__name__}: {error}); "
@@ -159,11 +175,6 @@ def tune_locally(
                     tqdm.write(f"trial {driver.spec.name} #{number} failed: {outcome.reason}", file=sys.stderr)
                 bar.update(1)
         bar.close()
-    finally:
-        torch.set_num_threads(threads)
-        use_numerics()
-        if total:
-            gc.unfreeze()
 
 
 def write_tuned_file(path: Path, config: SweepConfig, drivers: list[StudyDriver], command: str = "", commit: str = "") -> TunedFile:
@@ -171,7 +182,8 @@ def write_tuned_file(path: Path, config: SweepConfig, drivers: list[StudyDriver]
     by_name = {d.name: d for d in config.datasets}
     tuned = TunedFile(
         sweep=config.sweep, budget=config.tuning.trials, tuning_seeds=list(config.tuning.seeds),
-        validation_size=config.tuning.validation_size, objective=config.tuning.objective,
+        validation_size=config.tuning.validation_size, objective=config.tuning.objective, race_z=config.tuning.race_z,
+        startup_trials=config.tuning.startup_trials(), max_cost_ratio=config.tuning.max_cost_ratio,
         max_time_ratio=config.tuning.max_time_ratio,
         config_hash=stable_hash(config.model_dump(exclude={"seeds", "tuned", "sweep", "methods"}), length=64),
         code_commit=commit, command=command,
@@ -179,8 +191,10 @@ def write_tuned_file(path: Path, config: SweepConfig, drivers: list[StudyDriver]
     )
     header = (
         f"# Written by python -m bench.tune on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: {tuned.budget} trials per "
-        f"method (the same budget for every method), tuning seeds {tuned.tuning_seeds}, objective {tuned.objective} on "
-        f"{tuned.validation_size:g} of each training set held out as validation.\n"
+        f"method (the same budget for every method; {tuned.startup_trials} drawn at random first), each on tuning seeds "
+        f"{tuned.tuning_seeds} one after the other (raced: z = {tuned.race_z}), objective {tuned.objective} on "
+        f"{tuned.validation_size:g} of each training set held out as validation, cost cap {tuned.max_cost_ratio} of "
+        f"retraining's operations.\n"
     )
     body = yaml.safe_dump(tuned.model_dump(mode="json"), sort_keys=False, width=120)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trials", type=int, help="the budget: trials per study, the same for every method (default: tuning.trials)")
     parser.add_argument("--out", help="tuning folder (default: results/<sweep>/tuning)")
     parser.add_argument("--tuned", help="where to write the tuned file (default: <out>/tuned.yaml)")
+    parser.add_argument("--replay", metavar="STUDY#NUMBER", help="run a stored trial again and compare it with its stored values")
     add_run_options(parser, "trials")
     return parser
 
@@ -213,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:  # the tuned file keeps every entry of the config, so --methods picks among them
         raise UserError(f"--methods: unknown method entry {unknown[0]!r}; allowed: {', '.join(entries)}")
     out_dir = Path(args.out) if args.out else Path("results") / config.sweep / "tuning"
+    if args.replay:
+        return replay(config, out_dir, args.replay, Path(args.cache) if args.cache else None)
     command = "python -m bench.tune " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     summary = run_tune(
         config, out_dir, Path(args.tuned) if args.tuned else None, Path(args.cache) if args.cache else None,
@@ -220,6 +237,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"tune {config.sweep}: {summary.ran} trials run in {summary.studies} studies; tuned file: {summary.tuned_file}")
     return 0
+
+
+def replay(config: SweepConfig, out_dir: Path, trial: str, cache_dir: Path | None) -> int:
+    """``--replay``: print the trial's stored and re-run values; exit 0 if identical, 1 if not."""
+    from bench.tuning.replay import parse_trial, replay_trial
+
+    study, number = parse_trial(trial)
+    result = replay_trial(config, out_dir, study, number, (cache_dir or cache_root()) / "models")
+    for seed, stored, again in zip(config.tuning.seeds, result.stored, result.again):
+        print(f"seed {seed}: stored {stored!r}, again {again!r}{'' if stored == again else '  DIFFERS'}")
+    print(f"trial {study}#{number}: {'identical' if result.identical else 'differs'}")
+    return 0 if result.identical else 1
 
 
 if __name__ == "__main__":

@@ -8,44 +8,64 @@ them. A sweep config points at such a file with ``tuned: <path>``.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bench.errors import UserError, read_user_text
 
-# What a study may minimise: run-record metrics where lower is better. avg_gap on the
-# validation set is the analogue of SalUn's average gap (Fan et al., ICLR 2024).
+# What a study may minimise: run-record metrics where lower is better (bench.evaluate:
+# AVERAGE_GAPS and the gaps they average; avg_gap is SalUn's Avg. Gap, Fan et al. ICLR 2024).
 Objective = Literal[
-    "avg_gap", "gap_forget_acc", "gap_retain_acc", "gap_test_acc", "gap_mia_entropy", "js_retrain", "pred_dist_js",
+    "avg_gap_auc", "avg_gap", "avg_gap_entropy", "acc_gap", "gap_forget_acc", "gap_retain_acc", "gap_test_acc",
+    "gap_mia_entropy", "gap_mia_conf_svc", "gap_mia_auc", "js_retrain", "pred_dist_js",
 ]
 
 
 class TuningConfig(BaseModel):
     """The tuner's rules for one sweep.
 
-    ``seeds``: the seeds trials run on (each trial runs every one; the objective is their
-    mean), never a seed the sweep reports. ``validation_size``: the share (< 1) or count of
-    each dataset's training set held out, class-stratified with seed 0, which the tuner's
-    models never train on and which takes the test set's place in its metrics.
-    ``trials``: the budget, the same for every method. ``startup_trials``: random trials
-    before TPE models the history. ``max_time_ratio``: a trial whose method takes longer
-    than that share of retraining is rejected (kept in the budget, never chosen).
-    ``parallel``: trials of one study in flight at once on Ray (1 keeps each study's
-    sequence equal to the local backend's)."""
+    ``seeds``: the seeds a trial runs on, one after the other (its value is the mean over
+    them), never a seed the sweep reports. ``race_z``: a trial stops early when, on the seeds
+    it has run, its mean is above the best trial's on the same seeds by more than ``race_z``
+    standard errors of a difference (the objective's spread over seeds, pooled over the
+    study's finished trials); ``null`` runs every trial on every seed. Only trials run on
+    every seed can be chosen. ``validation_size``: the share (< 1) or count of each
+    dataset's training set held out, class-stratified with seed 0, which the tuner's models
+    never train on and which takes the test set's place in its metrics. ``trials``: the
+    budget, the same for every method. ``startup_share``: the share of the budget drawn at
+    random (the defaults first) before TPE models the history. ``max_cost_ratio``: a trial
+    whose method does more floating-point operations than that multiple of retraining's is
+    rejected (kept in the budget, never chosen); ``max_time_ratio`` the same by wall time
+    (machine-dependent, so off by default). ``parallel``: trials of one study in flight at
+    once on Ray (1 keeps each study's sequence equal to the local backend's)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    seeds: list[int] = Field([100], min_length=1)
+    seeds: list[int] = Field([100, 101, 102], min_length=1)
     validation_size: float = Field(0.1, gt=0)
     trials: int = Field(20, ge=1)
-    startup_trials: int = Field(5, ge=1)
-    objective: Objective = "avg_gap"
+    startup_share: float = Field(0.25, gt=0, le=1)
+    race_z: float | None = Field(2.0, gt=0)
+    objective: Objective = "avg_gap_auc"
+    max_cost_ratio: float | None = Field(1.0, gt=0)
     max_time_ratio: float | None = Field(None, gt=0)
     sampler_seed: int = 0
     parallel: int = Field(1, ge=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("must be unique")
+        return seeds
+
+    def startup_trials(self) -> int:
+        """Random trials before TPE: ``startup_share`` of the budget, at least one."""
+        return max(1, math.ceil(self.startup_share * self.trials))
 
 
 class TunedEntry(BaseModel):
@@ -68,7 +88,12 @@ class TunedEntry(BaseModel):
     trials: int = 0
     failed: int = 0
     rejected: int = 0
-    history: list[float | None] = []  # the objective by counted trial, None where failed or rejected
+    pruned: int = 0  # stopped early by the race (counted, never chosen)
+    seed_runs: int = 0  # cells the study's counted trials ran (trials x seeds without a race)
+    best_trial: int | None = None
+    seed_values: list[float] = []  # the chosen trial's objective on each tuning seed
+    default_seed_values: list[float] = []  # the defaults' (trial 0), where it ran on every seed
+    history: list[float | None] = []  # the objective by counted trial, None where failed, rejected or pruned
 
 
 class TunedFile(BaseModel):
@@ -81,6 +106,9 @@ class TunedFile(BaseModel):
     tuning_seeds: list[int]
     validation_size: float
     objective: str
+    race_z: float | None = None
+    startup_trials: int | None = None
+    max_cost_ratio: float | None = None
     max_time_ratio: float | None = None
     config_hash: str
     code_commit: str = ""

@@ -10,10 +10,12 @@ budget; a trial left running by a killed driver is marked failed and does not co
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import Trial, TrialState
 
@@ -37,6 +39,7 @@ class StudySpec:
     scenario: Scenario
     entry: MethodEntry
     key: str
+    content_key: str = ""  # the key without names: what seeds the sampler
 
     @property
     def space(self) -> SearchSpace:
@@ -84,6 +87,9 @@ def plan_studies(config: SweepConfig, datasets: dict[str, PreparedData]) -> list
     return [
         StudySpec(dataset, parse_scenario(spec, datasets[dataset.name].data.num_classes), entry, study_key(
             dataset, datasets[dataset.name].fingerprint, spec, entry, config.tuning, config.evaluation, config_numerics(config),
+        ), study_key(
+            dataset.model_copy(update={"name": ""}), datasets[dataset.name].fingerprint, spec, entry, config.tuning,
+            config.evaluation, config_numerics(config),
         ))
         for dataset in config.datasets
         for spec in config.scenarios
@@ -93,13 +99,48 @@ def plan_studies(config: SweepConfig, datasets: dict[str, PreparedData]) -> list
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """How a trial ended: ``complete`` with a value, ``failed`` (a cell failed or was not
-    applicable) or ``rejected`` (over ``max_time_ratio``)."""
+    """How a trial ended: ``complete`` with a value (run on every tuning seed), ``pruned``
+    (stopped early by the race), ``failed`` (a cell failed or was not applicable) or
+    ``rejected`` (over a cost cap). ``seed_values``: the objective on each seed it ran."""
 
     state: str
     value: float | None = None
     reason: str = ""
     time_ratio: float | None = None
+    cost_ratio: float | None = None
+    seed_values: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Race:
+    """The race a trial runs in, fixed when it is asked for (so a trial's fate depends on the
+    study's history only, whichever backend runs it): the best finished trial's objective
+    on each tuning seed, and the objective's spread over seeds at fixed parameters (the
+    pooled standard deviation of the finished trials' per-seed values)."""
+
+    incumbent: tuple[float, ...] = ()
+    sigma: float | None = None
+    z: float | None = None
+
+    def stops(self, values: list[float]) -> bool:
+        """After the first ``len(values)`` seeds: is the trial's mean above the incumbent's on
+        the same seeds by more than ``z`` standard errors of a difference, σ·√(2/i)?"""
+        i = len(values)
+        if self.z is None or self.sigma is None or not self.incumbent or i >= len(self.incumbent):
+            return False
+        gap = float(np.mean(values)) - float(np.mean(self.incumbent[:i]))
+        return gap > self.z * self.sigma * math.sqrt(2 / i)
+
+
+def race_for(finished: list[tuple[float, ...]], z: float | None) -> Race:
+    """The race against ``finished`` trials' per-seed values (each run on every seed)."""
+    finished = [values for values in finished if values]
+    if z is None or not finished:
+        return Race(z=z)
+    incumbent = min(finished, key=lambda values: float(np.mean(values)))
+    spreads = [float(np.var(values, ddof=1)) for values in finished if len(values) > 1]
+    sigma = math.sqrt(float(np.mean(spreads))) if spreads else None
+    return Race(tuple(incumbent), sigma, z)
 
 
 class StudyDriver:
@@ -134,34 +175,39 @@ class StudyDriver:
             return 0
         return max(0, self.budget - len(self.counted()) - len(self.in_flight))
 
-    def ask(self) -> tuple[int, dict[str, Any]]:
-        """A new trial's number and parameters. The sampler is seeded from the scenario, the
-        method entry and the number of trials finished, so the sequence depends on the
-        history only, not on when a driver was started or killed (and two datasets give a
-        method the same random draws until their histories differ)."""
+    def ask(self) -> tuple[int, dict[str, Any], Race]:
+        """A new trial's number, parameters and race. The sampler is seeded from the study
+        (its data, scenario, method and settings: ``spec.content_key``) and the number of trials
+        finished, so the sequence depends on the history only, not on when a driver was
+        started or killed, and no two studies share their random draws."""
         spec = self.spec
         history = (len(self.counted()),) + ((len(self.in_flight),) if self.in_flight else ())  # asked at once: differ
         self.study.sampler = optuna.samplers.TPESampler(
-            seed=derive_seed(self.tuning.sampler_seed, spec.scenario.spec, spec.entry.name, *history) % 2**32,
-            n_startup_trials=self.tuning.startup_trials, constant_liar=self.tuning.parallel > 1,
+            seed=derive_seed(self.tuning.sampler_seed, spec.content_key, *history) % 2**32,
+            n_startup_trials=self.tuning.startup_trials(), constant_liar=self.tuning.parallel > 1,
         )
         trial = self.study.ask()
         params = {name: suggest(trial, name, param) for name, param in self.spec.space.items()}
         self.in_flight[trial.number] = trial
-        return trial.number, params
+        finished = [tuple(t.user_attrs.get("seed_values", ())) for t in self.counted() if t.state == TrialState.COMPLETE]
+        return trial.number, params, race_for(finished, self.tuning.race_z)
 
     def tell(self, number: int, outcome: TrialOutcome) -> None:
         """Record how a trial ended; it counts toward the budget from then on."""
         trial = self.in_flight.pop(number)
         trial.set_user_attr("outcome", outcome.state)
+        trial.set_user_attr("seed_values", list(outcome.seed_values))
         if outcome.reason:
             trial.set_user_attr("reason", outcome.reason[:500])
-        if outcome.time_ratio is not None:
-            trial.set_user_attr("time_ratio", outcome.time_ratio)
+        for name in ("time_ratio", "cost_ratio"):
+            if getattr(outcome, name) is not None:
+                trial.set_user_attr(name, getattr(outcome, name))
+        for step, _ in enumerate(outcome.seed_values):  # TPE ranks a pruned trial by its last running mean
+            trial.report(float(np.mean(outcome.seed_values[: step + 1])), step)
         if outcome.state == "complete":
             self.study.tell(trial, outcome.value)
         else:
-            self.study.tell(trial, state=TrialState.PRUNED if outcome.state == "rejected" else TrialState.FAIL)
+            self.study.tell(trial, state=TrialState.PRUNED if outcome.state in ("rejected", "pruned") else TrialState.FAIL)
 
     def abandon(self, number: int, reason: str) -> None:
         """A trial whose run died of something not the method's (a lost worker, a training that
@@ -179,6 +225,7 @@ class StudyDriver:
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = min(complete, key=lambda t: (t.value, t.number)) if complete else None
         default = next((t for t in trials if t.user_attrs.get("default") and t.state == TrialState.COMPLETE), None)
+        outcomes = [t.user_attrs.get("outcome") for t in trials]
         spec = self.spec
         return TunedEntry(
             dataset=spec.dataset.name, scenario=spec.scenario.spec, method=spec.entry.name, method_class=spec.entry.method,
@@ -186,6 +233,9 @@ class StudyDriver:
             space=describe_space(spec.space),
             defaults=spec.own_values(), params=dict(best.params) if best else {}, objective=best.value if best else None,
             default_objective=default.value if default else None, trials=len(trials),
-            failed=sum(t.state == TrialState.FAIL for t in trials), rejected=sum(t.state == TrialState.PRUNED for t in trials),
+            failed=outcomes.count("failed"), rejected=outcomes.count("rejected"), pruned=outcomes.count("pruned"),
+            seed_runs=sum(len(t.user_attrs.get("seed_values", [])) for t in trials),
+            best_trial=best.number if best else None, seed_values=best.user_attrs.get("seed_values", []) if best else [],
+            default_seed_values=default.user_attrs.get("seed_values", []) if default else [],
             history=[t.value if t.state == TrialState.COMPLETE else None for t in trials],
         )

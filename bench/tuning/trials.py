@@ -1,8 +1,11 @@
-"""One trial of the tuner: a method's parameters run as sweep cells on every tuning seed.
+"""One trial of the tuner: a method's parameters run as sweep cells, seed after seed.
 
-A trial is the cell runner's work (:func:`bench.cells.run_cell`, the same metrics and the
-same records as a sweep), on the tuner's view of the data (validation in the test set's
-place), once per tuning seed; its value is the mean of the objective over those seeds.
+A trial is the cell runner's work (:func:`bench.cells.run_cell`, the same code and records
+as a sweep, measuring only what the objective reads and the method's operations), on the
+tuner's view of the data (validation in the test set's place), once per tuning seed in
+order. After each seed it may end: failed (the method failed), rejected (over a cost cap)
+or pruned (the race: clearly worse than the best trial on the same seeds). Only a trial
+run on every seed is complete; its value is the mean of the objective over the seeds.
 The local backend calls :func:`run_trial` in the driver; the Ray backend in a task.
 """
 
@@ -14,25 +17,42 @@ from typing import Any
 
 import numpy as np
 
-from bench.cells import run_cell
+from bench.cells import Measure, run_cell
 from bench.config import SweepConfig
+from bench.evaluate import ATTACKS, metric_terms
 from bench.grid import Cell, PreparedData
 from bench.model_store import ModelStore
-from bench.tuning.studies import StudySpec, TrialOutcome
 from bench.tuning.config import TuningConfig
+from bench.tuning.studies import Race, StudySpec, TrialOutcome
+
+
+def trial_measure(tuning: TuningConfig) -> Measure:
+    """What a trial's cells measure: the attacks the objective reads, the operations the
+    cost cap reads, no memory sampling and no logits file."""
+    attacks = frozenset(term for term in metric_terms(tuning.objective) if term in ATTACKS)
+    return Measure(attacks=attacks, count_flops=True, memory=False, save_logits=False)
 
 
 def run_trial(
-    spec: StudySpec, params: dict[str, Any], number: int, prepared: PreparedData, models: ModelStore, out_dir: Path,
-    config: SweepConfig, env: dict[str, Any],
+    spec: StudySpec, params: dict[str, Any], number: int, race: Race, prepared: PreparedData, models: ModelStore,
+    out_dir: Path, config: SweepConfig, env: dict[str, Any],
 ) -> TrialOutcome:
-    """Run the trial's cells (one per tuning seed) and judge them; never raises for a
-    failing method."""
-    records = []
+    """Run the trial's cells, one tuning seed after the other, until it is complete or ends
+    early; never raises for a failing method."""
+    records: list[dict[str, Any]] = []
+    measure = trial_measure(config.tuning)
     for seed in config.tuning.seeds:
         cell = Cell(spec.dataset, spec.scenario, seed, spec.trial_entry(params, number))
-        records.append(run_cell(cell, prepared, models, study_dir(out_dir, spec), config, env))
-    return judge(records, config.tuning)
+        records.append(run_cell(cell, prepared, models, study_dir(out_dir, spec), config, env, measure))
+        outcome = judge(records, config.tuning)
+        if outcome.state != "complete":
+            return outcome
+        if race.stops(list(outcome.seed_values)):
+            mean = float(np.mean(outcome.seed_values))
+            reason = f"raced out after {len(records)} of {len(config.tuning.seeds)} seeds: mean {mean:.4g} against the best's {float(np.mean(race.incumbent[:len(records)])):.4g}"
+            return TrialOutcome("pruned", value=mean, reason=reason, time_ratio=outcome.time_ratio,
+                                cost_ratio=outcome.cost_ratio, seed_values=outcome.seed_values)
+    return outcome
 
 
 def study_dir(out_dir: Path, spec: StudySpec) -> Path:
@@ -42,20 +62,28 @@ def study_dir(out_dir: Path, spec: StudySpec) -> Path:
 
 
 def judge(records: list[dict[str, Any]], tuning: TuningConfig) -> TrialOutcome:
-    """The outcome of a trial from its run records: failed if any cell did not end ``ok``
-    or gave a non-finite objective; rejected if the method took longer than
-    ``max_time_ratio`` of retraining (mean over seeds); else the mean objective."""
+    """The outcome of a trial from the run records of the seeds it ran so far: failed if any
+    cell did not end ``ok`` or gave a non-finite objective; rejected if the method did more
+    operations than ``max_cost_ratio`` of retraining's, or took longer than
+    ``max_time_ratio`` of its time (mean over seeds); else the mean objective."""
     for record in records:
         if record["status"] != "ok":
             return TrialOutcome("failed", reason=f"{record['cell']}: {record.get('error') or record.get('reason')}")
-    values = [float(record["metrics"][tuning.objective]) for record in records]
+    values = tuple(float(record["metrics"][tuning.objective]) for record in records)
     if not all(math.isfinite(v) for v in values):
-        return TrialOutcome("failed", reason=f"{tuning.objective} is not finite: {values}")
+        return TrialOutcome("failed", reason=f"{tuning.objective} is not finite: {list(values)}", seed_values=values)
     ratios = [1.0 / record["metrics"]["speedup"] if record["metrics"]["speedup"] > 0 else math.inf for record in records]
-    ratio = float(np.mean(ratios))
-    if tuning.max_time_ratio is not None and ratio > tuning.max_time_ratio:
+    time_ratio = float(np.mean(ratios))
+    costs = [record["metrics"]["cost_ratio"] for record in records if "cost_ratio" in record["metrics"]]
+    cost_ratio = float(max(costs)) if costs else None
+    if tuning.max_cost_ratio is not None and cost_ratio is not None and cost_ratio > tuning.max_cost_ratio:
         return TrialOutcome(
-            "rejected", reason=f"took {ratio:.3f} of retraining's time, over max_time_ratio {tuning.max_time_ratio:g}",
-            time_ratio=ratio,
+            "rejected", reason=f"did {cost_ratio:.3f} of retraining's operations, over max_cost_ratio {tuning.max_cost_ratio:g}",
+            time_ratio=time_ratio, cost_ratio=cost_ratio, seed_values=values,
         )
-    return TrialOutcome("complete", value=float(np.mean(values)), time_ratio=ratio)
+    if tuning.max_time_ratio is not None and time_ratio > tuning.max_time_ratio:
+        return TrialOutcome(
+            "rejected", reason=f"took {time_ratio:.3f} of retraining's time, over max_time_ratio {tuning.max_time_ratio:g}",
+            time_ratio=time_ratio, cost_ratio=cost_ratio, seed_values=values,
+        )
+    return TrialOutcome("complete", value=float(np.mean(values)), time_ratio=time_ratio, cost_ratio=cost_ratio, seed_values=values)
