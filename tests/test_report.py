@@ -415,8 +415,8 @@ def test_tuning_held_table_by_hand(tmp_path):
     assert ("2 of 3 studies: tuned worse than defaults by more than 2 SE (of 6 studies: 3 compared on 2 or more paired seeds, "
             "2 same as defaults, 1 with fewer than 2 paired seeds).") in text
     # best at trial index >= 0.8 x 10: finetune (9) and rl (8); not ga (its first best, 1), salun (7), ssd (1), scrub (0)
-    assert "best in the last fifth of the budget: 2 of 6 studies" in text
-    assert "best in the last fifth of the budget: 2 of 6 studies" in (report.tables_dir / "tuning__digits__class-3.md").read_text()
+    assert "Best in the last fifth of the budget: 2 of 6 studies." in text
+    assert "Best in the last fifth of the budget: 2 of 6 studies." in (report.tables_dir / "tuning__digits__class-3.md").read_text()
     frame = pd.read_csv(report.tables_dir / "tuning_held.csv").set_index("method")
     assert list(frame.index) == ["finetune", "ga", "rl", "salun", "ssd", "scrub"]
     assert list(frame["worse"]) == [True, False, False, True, False, False]

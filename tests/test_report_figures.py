@@ -207,7 +207,7 @@ def test_tuning_figure_draws_each_methods_best_so_far(tmp_path, monkeypatch):
     np.testing.assert_array_equal(lines[("rl", "points")][1], [nan, 0.5, 0.05, 0.3, 0.2])
     assert lines[("ga", "ring")] == ([4], [0.1]) and lines[("rl", "ring")] == ([2], [0.05])
     assert scale == "log" and (start, start + width) == pytest.approx((3.5, 4.5))  # trials 4 and on: index >= 0.8 x 5
-    assert "best in the last fifth of the budget: 1 of 2 studies" in title
+    assert title.endswith("(best in the last fifth of the budget: 1 of 2 studies)")
     assert drawn["tuning__digits__random-0.1"][1] == "linear"  # log cannot show the zero
     figure = made[0]
     assert figure.colours == {"ga": (colours["ga"],), "rl": (colours["rl"],)}

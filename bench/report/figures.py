@@ -25,7 +25,7 @@ from bench.report.drawing import (
 from bench.report.load import GROUP, Results, balance_log
 from bench.report.scatter import cost_vs_quality, mia_vs_forget, pareto_front
 from bench.report.tables import HIGHER_IS_BETTER, RETRAIN, ReportOptions, group_slug, group_title, method_order
-from bench.report.tuning import best_so_far, best_trial, first_late_trial, is_tuned, late_best_note, tuned_groups, tuned_slug
+from bench.report.tuning import best_so_far, best_trial, first_late_trial, is_tuned, late_best_counts, tuned_groups, tuned_slug
 
 __all__ = ["Figure", "all_figures", "pareto_front"]
 
@@ -237,8 +237,9 @@ def tuning_figures(results, folder: Path, colours: dict[str, str]) -> list[Figur
         ax.set_ylabel(f"best validation {studies[0][0].objective} so far")
         ax.set_xlim(-0.5, budget - 0.5)
         ax.legend(fontsize=6, ncol=1 if len(studies) < 12 else 2, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        late = late_best_note(studies)
-        ax.set_title(f"Tuning studies: {dataset}, {scenario}" + (f" ({late})" if late else ""), fontsize=8)
+        late, counted = late_best_counts(studies)
+        ax.set_title(f"Tuning studies: {dataset}, {scenario} (best in the last fifth of the budget: {late} of {counted} studies)",
+                     fontsize=8)
         figure.tight_layout()
         figures.append(save(
             figure, folder, f"tuning__{tuned_slug(dataset, scenario)}", f"Tuning studies: {dataset}, {scenario}",

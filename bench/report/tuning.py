@@ -135,14 +135,19 @@ def late_best_share(entries: Iterable[TunedEntry], budget: int) -> tuple[int, in
     return sum(b >= first_late_trial(budget) for b in found), len(found)
 
 
-def late_best_note(pairs: Iterable[tuple[TunedFile, TunedEntry]]) -> str:
-    """"best in the last fifth of the budget: k of n studies", each study against its own
-    file's budget; empty when no study has a best."""
+def late_best_counts(pairs: Iterable[tuple[TunedFile, TunedEntry]]) -> tuple[int, int]:
+    """:func:`late_best_share` summed over studies of several files, each against its own budget."""
     late = counted = 0
     for file, entry in pairs:
         k, n = late_best_share([entry], file.budget)
         late, counted = late + k, counted + n
-    return f"best in the last fifth of the budget: {late} of {counted} studies" if counted else ""
+    return late, counted
+
+
+def late_best_note(pairs: Iterable[tuple[TunedFile, TunedEntry]]) -> str:
+    """"Best in the last fifth of the budget: k of n studies."; empty when no study has a best."""
+    late, counted = late_best_counts(pairs)
+    return f"Best in the last fifth of the budget: {late} of {counted} studies." if counted else ""
 
 
 # --- Did tuning hold: the objective on the reported seeds, defaults against tuned ---------
@@ -318,7 +323,7 @@ def tuning_held_table(results) -> Table | None:
          "Tuned − defaults", "Paired seeds"],
         rows, pd.DataFrame(data),
         notes=[held_summary(checks),
-               "SE: sd/√n over seeds; for the difference, sd of the per-seed differences/√n. Bold, worse: the mean "
+               "SE: sd/sqrt(n) over seeds; for the difference, sd of the per-seed differences/sqrt(n). Bold, worse: the mean "
                "difference exceeds 2 SE (not judged below 2 paired seeds: n/a). (n=k): a side with another count of seeds "
                "than the pairs. Same as defaults: the tuned parameters equal the defaults, or the x+tuned cells equal x's.",
                *([late] if late else [])],
