@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import TUNED_SUFFIX, EvaluationConfig, SweepConfig
 from bench.costly import RunOutcome, forget_quality_metrics, map_runs, relearn_metrics, relearn_steps, run_outcome
@@ -33,7 +32,7 @@ from bench.metrics.divergence import prediction_histogram
 from bench.model_store import ModelStore
 from bench.reference import Reference
 from bench.registry import NotApplicable, UnlearnTask, get_method
-from bench.resources import PeakMemory
+from bench.resources import OperationCounter, PeakMemory
 from bench.results import record_path, write_record
 from bench.splits import Split
 from bench.train import CachedModel, synchronize
@@ -140,7 +139,7 @@ def run_method(
     model = copy.deepcopy(original.model)
     synchronize(task.device)
     memory = PeakMemory(task.device) if measure_memory else None
-    counter = FlopCounterMode(display=False) if count_flops else None
+    counter = OperationCounter(display=False) if count_flops else None
     with memory or contextlib.nullcontext(), counter or contextlib.nullcontext():
         start = time.perf_counter()
         unlearned = method.unlearn(model, task)

@@ -10,7 +10,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import EvaluationConfig
 from bench.costly import map_runs, relearn_steps, run_outcome
@@ -21,6 +20,7 @@ from bench.grid import (
 )
 from bench.metrics.accuracy import accuracy
 from bench.models import build_model
+from bench.resources import OperationCounter
 from bench.reference import Reference, load_reference, save_reference
 from bench.splits import Split
 from bench.store import file_lock, stable_hash
@@ -65,7 +65,7 @@ class ModelStore:
         if name not in self._flops_per_image:
             model = self.new_model(prepared, 0).train()
             images, labels = prepared.data.train_x[:2], prepared.data.train_y[:2]
-            with FlopCounterMode(display=False) as counter:
+            with OperationCounter(display=False) as counter:
                 F.cross_entropy(model(prepared.preprocess(images)), labels).backward()
             self._flops_per_image[name] = counter.get_total_flops() / len(labels)
         return self._flops_per_image[name] * prepared.config.recipe.epochs * len(split.retain)

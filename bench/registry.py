@@ -21,11 +21,11 @@ from typing import Any, ClassVar, TypeVar
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from bench.budget import scaled_epochs
 from bench.errors import UserError
 from bench.tuning.space import SearchSpace, check_space
+from bench.resources import OperationCounter
 from bench.splits import Scenario
 from bench.train import CachedModel, Preprocess, Recipe
 from bench.update_record import TrainingRecord
@@ -107,7 +107,7 @@ class UnlearnTask:
             self.reused_seconds += kept.seconds
             self.reused_flops += kept.flops
             return kept.value
-        counter = FlopCounterMode(display=False) if self.count_flops else None
+        counter = OperationCounter(display=False) if self.count_flops else None
         start = time.perf_counter()
         with counter or contextlib.nullcontext():
             value = compute()

@@ -86,6 +86,10 @@ def test_the_cost_cap_counts_operations_as_a_share_of_retraining(tmp_path):
     assert ratios == pytest.approx([1 / 3, 2 / 3, 2.0], rel=1e-12)
     record, _ = one_cell(tmp_path, config, 0)
     assert "cost_ratio" not in record["metrics"]  # a sweep cell is not slowed by the count
+    # counted under autograd.grad on an input (FGSM), which PyTorch's own counter's module hooks break
+    shrink = tiny(tmp_path, ["boundary_shrink"])
+    counted, _ = one_cell(tmp_path, shrink, 0, Measure(count_flops=True))
+    assert counted["status"] == "ok" and 0 < counted["metrics"]["cost_ratio"] < 1, counted.get("error")
 
 
 def test_a_trial_measures_only_what_its_objective_reads(tmp_path):
