@@ -1,6 +1,6 @@
 """Run the harness's benchmarks on this machine, print a table, write JSON.
 
-    python -m benchmarks.run [--only training,data,evaluation,ray,reuse,growth] [--json FILE] [--work DIR]
+    python -m benchmarks.run [--only training,data,evaluation,ray,reuse,growth,tuning] [--json FILE] [--work DIR]
 
 Each figure is a ratio taken in one run on one machine (harness against a baseline), so
 it says something about the harness rather than about the machine. Not part of the test
@@ -22,7 +22,7 @@ from bench.errors import UserError, cli_main
 from bench.train import resolve_device
 from benchmarks.common import Measurement, machine
 
-GROUPS = ("training", "data", "evaluation", "ray", "reuse", "growth")
+GROUPS = ("training", "data", "evaluation", "ray", "reuse", "growth", "tuning")
 
 
 def run_groups(groups: list[str], work: Path) -> list[Measurement]:
@@ -59,6 +59,11 @@ def run_groups(groups: list[str], work: Path) -> list[Measurement]:
         from benchmarks.sweeps import cost_growth
 
         results.extend(cost_growth(work))
+    if "tuning" in groups:
+        from benchmarks.tuning import trial_cell_cost, whole_tuning
+
+        results.append(trial_cell_cost(work))
+        results.append(whole_tuning(work))
     return results
 
 

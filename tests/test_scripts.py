@@ -164,3 +164,34 @@ def test_class_forgetting_table_by_hand(tmp_path):
     assert "| rl | 0.030 (0.014) | 0.810 (0.014) | 0.100 (0.000) | 0.31 | no | 0 of 2 |" in no_bar  # nothing to keep
     missing = run_module("scripts.class_forgetting", str(tmp_path / "none"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "results.csv not found" in missing.stderr
+
+
+def test_rank_stability_by_hand(tmp_path):
+    """Two sweeps' tuned variants ranked per scenario: Spearman, the pairs that swap, and which
+    swaps lie within the seeds' noise (paired difference within 2 standard errors in either)."""
+    from bench.results import rebuild_results_csv
+    from conftest import hand_record, run_module, write_records
+
+    values = {
+        "a": {("class:3", "x"): [0.1, 0.1, 0.1], ("class:3", "y"): [0.2, 0.2, 0.2], ("class:3", "z"): [0.3, 0.31, 0.29],
+              ("random:0.1", "x"): [0.1, 0.2, 0.0], ("random:0.1", "y"): [0.12, 0.1, 0.11], ("random:0.1", "w"): [0.5] * 3},
+        "b": {("class:3", "x"): [0.1, 0.1, 0.1], ("class:3", "y"): [0.35, 0.33, 0.34], ("class:3", "z"): [0.3, 0.3, 0.3],
+              ("random:0.1", "x"): [0.12, 0.1, 0.14], ("random:0.1", "y"): [0.1, 0.1, 0.1], ("random:0.1", "w"): [0.5] * 3},
+    }
+    for name, table in values.items():
+        records = [hand_record(f"{method}+tuned", seed, {"avg_gap_auc": value}, scenario=scenario)
+                   for (scenario, method), per_seed in table.items() for seed, value in enumerate(per_seed)]
+        # defaults are not ranked: their order is the opposite in the two folders
+        records += [hand_record("x", seed, {"avg_gap_auc": 0.9 if name == "a" else 0.0}) for seed in range(3)]
+        rebuild_results_csv(write_records(tmp_path / name, records))
+    result = run_module("scripts.rank_stability", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| digits")]
+    assert rows == [
+        "| digits | class:3 | 3 | 0.500 | 1 | 0 | y+tuned / z+tuned |",  # ranks 1 2 3 against 1 3 2: 1 - 6·2/24
+        "| digits | random:0.1 | 3 | 0.500 | 1 | 1 | – |",  # x and y swap, but their difference is noise in a
+    ]
+    missing = run_module("scripts.rank_stability", str(tmp_path / "a"), str(tmp_path / "none"))
+    assert missing.returncode == 2 and "results.csv not found" in missing.stderr
+    wrong = run_module("scripts.rank_stability", str(tmp_path / "a"), str(tmp_path / "b"), "--objective", "nope")
+    assert wrong.returncode == 2 and "no tuned variant has 'nope'" in wrong.stderr
