@@ -79,7 +79,7 @@ _STATES: dict[str, WorkerState] = {}
 
 def worker_state(config_json: str, cache: str, threads: int, out_dir: str, tuning: bool = False) -> WorkerState:
     """The worker's state for one sweep (or, with ``tuning``, one tuner run: the datasets'
-    validation views, see :func:`bench.tune.prepare_tuning_data`)."""
+    validation views, see :func:`bench.tuning.local.prepare_tuning_data`)."""
     torch.set_num_threads(threads)
     key = stable_hash([config_json, cache, out_dir, tuning])
     if key not in _STATES:

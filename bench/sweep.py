@@ -174,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"sweep {config.sweep}: {summary.ran} cells run, {summary.skipped} already finished, "
-        f"{summary.same} the same computation as another cell (record shared), "
-        f"{len(summary.failed)} failed; results: {summary.results_csv}"
+        + (f"{summary.same} the same computation as another cell (its record shared), " if summary.same else "")
+        + f"{len(summary.failed)} failed; results: {summary.results_csv}"
     )
     return 0
 

@@ -17,7 +17,8 @@ from bench.grid import Cell, config_numerics
 from bench.model_store import ModelStore
 from bench.splits import parse_scenario
 from bench.tuning import trials
-from bench.tuning.command import prepare_tuning_data, run_tune, tuning_view
+from bench.tuning.command import run_tune
+from bench.tuning.local import prepare_tuning_data, tuning_view
 from benchmarks.common import Measurement, paired_seconds
 
 METHODS = ["finetune", "ssd", "rl", "salun", "scrub", "fcalb"]

@@ -245,7 +245,7 @@ def test_a_sweep_runs_each_tuned_method_beside_its_default(tmp_path):
 def drivers_for(tmp_path, **tuning):
     """The studies of a tiny config and drivers on a fresh storage (no trial run)."""
     from bench.tuning.studies import StudyDriver, plan_studies
-    from bench.tuning.command import prepare_tuning_data
+    from bench.tuning.local import prepare_tuning_data
 
     config = load_config(tune_config(tmp_path / "c.yaml", scenarios=["class:3"], tuning={"seeds": [100], "trials": 4, **tuning}))
     specs = [s for s in plan_studies(config, prepare_tuning_data(config, torch.device("cpu"))) if s.space]

@@ -17,7 +17,8 @@ from safetensors.numpy import load_file
 
 from bench.config import load_config
 from bench.data import load_dataset
-from bench.tuning.command import prepare_tuning_data, run_tune
+from bench.tuning.command import run_tune
+from bench.tuning.local import prepare_tuning_data
 from bench.tuning.config import TunedFile
 from conftest import require_tool, write_config
 from test_tune import trial_rows

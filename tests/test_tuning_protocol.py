@@ -14,7 +14,7 @@ import yaml
 
 from bench.cells import Measure, run_cell
 from bench.config import load_config
-from bench.grid import Cell, cell_key, config_numerics, prepare_data, split_for
+from bench.grid import Cell, cell_key, config_numerics, prepare_data
 from bench.model_store import ModelStore
 from bench.splits import parse_scenario
 from bench.tuning.config import TuningConfig
@@ -50,7 +50,7 @@ def test_startup_trials_are_a_share_of_the_budget():
 
 
 def test_every_study_draws_its_own_random_points(tmp_path):
-    from bench.tuning.command import prepare_tuning_data
+    from bench.tuning.local import prepare_tuning_data
     from bench.tuning.studies import StudyDriver, plan_studies
 
     config = load_config(write_config(
@@ -136,7 +136,7 @@ def test_a_cell_is_what_it_computes_not_what_it_is_called(tmp_path):
     assert one["same_as"] == rl["cell"] and one["metrics"] == rl["metrics"] and one["cell_key"] == rl["cell_key"]
     assert one["params"]["epochs"] == 1 and rl["params"]["epochs"] is None and rl["setting_params"]["epochs"] == 1
     again = run_module("bench.sweep", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out"), "--no-progress")
-    assert "0 cells run, 3 already finished, 0 the same" in again.stdout
+    assert "0 cells run, 3 already finished, 0 failed" in again.stdout
     # run alone under its own name, the copy draws the same numbers as the original entry did
     alone = run_module("bench.sweep", "--config", str(tmp_path / "c.yaml"), "--methods", "rl_one", "--out", str(tmp_path / "o2"), "--no-progress")
     assert alone.returncode == 0, alone.stderr

@@ -17,42 +17,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import shlex
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import torch
 import yaml
 from tqdm.auto import tqdm
 
-from bench.cells import code_commit, environment
+from bench.cells import code_commit
 from bench.cli import BACKENDS, add_run_options, check_run_options
 from bench.config import SweepConfig, dataset_hash, load_config
 from bench.data import cache_root
 from bench.errors import UserError, cli_main
-from bench.grid import PreparedData, config_numerics, needs_update_record, prepare_data, task_threads
-from bench.model_store import ModelStore
+from bench.grid import PreparedData
 from bench.store import atomic_write_text, stable_hash
-from bench.tuning.studies import StudyDriver, plan_studies
-from bench.train import resolve_device, use_numerics, warm_up
-from bench.tuning.trials import run_trial
+from bench.train import resolve_device
 from bench.tuning.config import TunedFile
-
-def tuning_view(config: SweepConfig) -> SweepConfig:
-    """The config the tuner's cells run under: no tuned file (the tuner tunes the entries as
-    written). Its cells take their seeds from ``tuning.seeds``, never from ``seeds``."""
-    return config.model_copy(update={"tuned": None})
-
-
-def prepare_tuning_data(config: SweepConfig, device: torch.device) -> dict[str, PreparedData]:
-    """Every dataset's tuner view: the validation share held out, no test set."""
-    return {d.name: prepare_data(d, device, validation=config.tuning.validation_size) for d in config.datasets}
-
+from bench.tuning.local import local_session, prepare_tuning_data, tuning_view
+from bench.tuning.studies import StudyDriver, plan_studies
+from bench.tuning.trials import run_trial
 
 @dataclass
 class TuneSummary:
@@ -124,30 +110,6 @@ def check_storage(out_dir: Path) -> None:
         with open(path, "rb") as handle:
             if handle.read(16) != b"SQLite format 3\x00":
                 raise UserError(f"{str(path)!r} is not an SQLite database (move it aside to start the studies anew); {allowed}")
-
-
-@contextlib.contextmanager
-def local_session(
-    config: SweepConfig, out_dir: Path, cache: Path, device: torch.device, progress: bool, warm: bool,
-) -> Iterator[tuple[ModelStore, dict[str, Any]]]:
-    """The model store and environment of trials run in this process, with the sweep's
-    thread count and numerics for the block (and garbage collection as :func:`warm_up` leaves it)."""
-    models = ModelStore(
-        cache, device, progress, needs_update_record(config), reference_dir=out_dir / "references",
-        numerics=config_numerics(config),
-    )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(task_threads(config))
-    use_numerics(config.compile, config.precision)
-    if warm:
-        warm_up(device)
-    try:
-        yield models, environment(device)
-    finally:
-        torch.set_num_threads(threads)
-        use_numerics()
-        if warm:
-            gc.unfreeze()
 
 
 def tune_locally(

@@ -22,6 +22,7 @@ from bench.errors import UserError
 from bench.grid import Cell
 from bench.cells import run_cell
 from bench.train import resolve_device
+from bench.tuning.local import local_session, prepare_tuning_data, tuning_view
 from bench.tuning.studies import StudySpec, plan_studies
 from bench.tuning.trials import judge, trial_measure
 
@@ -50,8 +51,6 @@ def parse_trial(text: str) -> tuple[str, int]:
 
 def replay_trial(config: SweepConfig, out_dir: Path, study: str, number: int, cache: Path) -> Replay:
     """Run trial ``number`` of ``study`` (stored under ``out_dir``) again on the seeds it ran."""
-    from bench.tuning.command import local_session, prepare_tuning_data, tuning_view
-
     config = tuning_view(config)
     device = resolve_device(config.device)
     datasets = prepare_tuning_data(config, device)
