@@ -430,3 +430,16 @@ def test_tuning_held_table_by_hand(tmp_path):
     tex = (report.tables_dir / "tuning_held.tex").read_text()
     assert r"\textbf{+0.110 $\pm$ 0.006} worse" in tex and "2 of 3 studies" in tex
     assert "id='tuning_held'" in report.html.read_text()
+
+
+def test_the_tuned_note_states_the_race_and_the_cost_cap():
+    from bench.report.tuning import tuned_note
+    from bench.tuning.config import TunedFile
+
+    raced = TunedFile.model_validate({**TUNED, "tuning_seeds": [100, 101, 102], "race_z": 2.0, "max_cost_ratio": 1.0,
+                                      "objective": "avg_gap_auc", "budget": 20})
+    assert tuned_note([raced]) == (
+        "§ +tuned: parameters chosen by python -m bench.tune (20 trials per method on tuning seeds 100, 101, 102 (raced, "
+        "z = 2), avg_gap_auc on 0.1 of the training set held out as validation, trials over 1× retraining's operations "
+        "rejected).")
+    assert "raced" not in tuned_note([TunedFile.model_validate(TUNED)]) and "rejected" not in tuned_note([TunedFile.model_validate(TUNED)])

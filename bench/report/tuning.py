@@ -28,10 +28,13 @@ def is_tuned(method: str) -> bool:
 
 
 def tuned_note(tuned: list[TunedFile]) -> str:
-    """The note under a table holding tuned rows: budget, seeds and objective."""
+    """The note under a table holding tuned rows: budget, seeds, race, objective and cost cap."""
     parts = [
-        f"{t.budget} trials per method on tuning seeds {', '.join(map(str, t.tuning_seeds))}, {t.objective} on "
-        f"{t.validation_size:g} of the training set held out as validation" for t in tuned
+        f"{t.budget} trials per method on tuning seeds {', '.join(map(str, t.tuning_seeds))}"
+        + (f" (raced, z = {t.race_z:g})" if t.race_z is not None and len(t.tuning_seeds) > 1 else "")
+        + f", {t.objective} on {t.validation_size:g} of the training set held out as validation"
+        + (f", trials over {t.max_cost_ratio:g}× retraining's operations rejected" if t.max_cost_ratio is not None else "")
+        for t in tuned
     ]
     return f"{TUNED_MARK} {TUNED_SUFFIX}: parameters chosen by python -m bench.tune ({'; '.join(parts) or 'see the tuning table'})."
 
