@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import math
 import os
 import platform
 import subprocess
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,8 +27,8 @@ from bench.config import TUNED_SUFFIX, EvaluationConfig, SweepConfig
 from bench.costly import RunOutcome, forget_quality_metrics, map_runs, relearn_metrics, relearn_steps, run_outcome
 from bench.evaluate import evaluate, gap_metrics, mia_metrics, reference_metrics, save_logits, weight_distance
 from bench.grid import (
-    Cell, PreparedData, cell_key, config_numerics, evaluation_splits, generator_for, method_generator, planned_splits,
-    record_name, setting_params, split_for,
+    Cell, PreparedData, cell_key, config_numerics, evaluation_splits, generator_for, method_generator,
+    needs_update_record, planned_splits, record_name, setting_params, split_for, task_threads,
 )
 from bench.metrics.divergence import prediction_histogram
 from bench.model_store import ModelStore
@@ -35,7 +37,7 @@ from bench.registry import NotApplicable, UnlearnTask, get_method
 from bench.resources import OperationCounter, PeakMemory
 from bench.results import record_path, write_record
 from bench.splits import Split
-from bench.train import CachedModel, synchronize
+from bench.train import CachedModel, synchronize, use_numerics, warm_up
 from bench.update_record import TrainingRecord
 
 
@@ -130,16 +132,15 @@ class MethodRun:
     flops: int | None = None
 
 
-def run_method(
-    cell: Cell, task: UnlearnTask, original: CachedModel, measure_memory: bool = True, count_flops: bool = False,
-) -> MethodRun:
-    """Run the cell's method on a copy of the original; raise if it returns no usable model."""
+def run_method(cell: Cell, task: UnlearnTask, original: CachedModel, measure_memory: bool = True) -> MethodRun:
+    """Run the cell's method on a copy of the original (counting its operations where
+    ``task.count_flops``); raise if it returns no usable model."""
     method_class = get_method(cell.method.method)
     method = method_class(method_class.Config.model_validate(cell.method.params))
     model = copy.deepcopy(original.model)
     synchronize(task.device)
     memory = PeakMemory(task.device) if measure_memory else None
-    counter = OperationCounter(display=False) if count_flops else None
+    counter = OperationCounter(display=False) if task.count_flops else None
     with memory or contextlib.nullcontext(), counter or contextlib.nullcontext():
         start = time.perf_counter()
         unlearned = method.unlearn(model, task)
@@ -238,7 +239,7 @@ def run_cell(
         record["tuning"] = tuning
     batch_size = config.evaluation.inference_batch(models.device)
     try:
-        run = run_method(cell, task, original, measure.memory, measure.count_flops)
+        run = run_method(cell, task, original, measure.memory)
         reference = models.reference(prepared, cell, split, original, config.evaluation)
         start = time.perf_counter()
         evaluation = evaluate(run.model, evaluation_splits(prepared, split), cell.scenario, prepared.preprocess, batch_size)
@@ -305,3 +306,29 @@ def alias_record(cell: Cell, source: dict[str, Any], config: SweepConfig) -> dic
     if tuning is not None:
         record["tuning"] = tuning
     return record
+
+
+@contextlib.contextmanager
+def local_session(
+    config: SweepConfig, out_dir: Path, cache: Path, device: torch.device, progress: bool, warm: bool,
+) -> Iterator[tuple[ModelStore, dict[str, Any]]]:
+    """The model store and environment of cells run one after the other in this process (a
+    local sweep, a local tuning, a replayed trial), with the config's thread count and
+    numerics for the block; ``warm``: warm up first and give what that froze back to the
+    garbage collector at the end (this process may go on)."""
+    models = ModelStore(
+        cache, device, progress, needs_update_record(config), reference_dir=out_dir / "references",
+        numerics=config_numerics(config),
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(task_threads(config))
+    use_numerics(config.compile, config.precision)
+    if warm:
+        warm_up(device)
+    try:
+        yield models, environment(device)
+    finally:
+        torch.set_num_threads(threads)
+        use_numerics()
+        if warm:
+            gc.unfreeze()

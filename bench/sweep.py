@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,19 +27,17 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from bench.cells import alias_record, environment, run_cell
+from bench.cells import alias_record, local_session, run_cell
 from bench.cli import BACKENDS, add_run_options, check_run_options
 from bench.config import SweepConfig, load_config, parse_int_list
 from bench.data import cache_root
 from bench.errors import UserError, cli_main
 from bench.grid import (
-    Cell, PreparedData, alias_sources, cell_key, config_numerics, is_finished, needs_update_record, plan_cells, prepare_data,
-    task_threads, write_splits,
+    Cell, PreparedData, alias_sources, cell_key, config_numerics, is_finished, plan_cells, prepare_data, write_splits,
 )
-from bench.model_store import ModelStore
 from bench.results import read_record, rebuild_results_csv, record_path, write_record
 from bench.store import atomic_write_text
-from bench.train import resolve_device, use_numerics, warm_up
+from bench.train import resolve_device
 
 
 @dataclass
@@ -123,18 +120,8 @@ def run_locally(
 ) -> list[dict[str, Any]]:
     """The local backend: the cells one after the other in this process, in grid order, so
     that the models of a (dataset, seed) stay in memory while they are needed."""
-    models = ModelStore(
-        cache, device, progress, needs_update_record(config), reference_dir=out_dir / "references",
-        numerics=config_numerics(config),
-    )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(task_threads(config))
-    use_numerics(config.compile, config.precision)
-    if pending:  # a finished sweep has nothing to time
-        warm_up(device)
-    env = environment(device)
     records = []
-    try:
+    with local_session(config, out_dir, cache, device, progress, warm=bool(pending)) as (models, env):
         bar = tqdm(pending, desc=f"sweep {config.sweep}", unit="cell", disable=not progress)
         for cell in bar:
             bar.set_postfix_str(cell.cell_id, refresh=True)
@@ -142,11 +129,6 @@ def run_locally(
             if record["status"] == "failed":
                 tqdm.write(f"cell {cell.cell_id} failed: {record['error']}", file=sys.stderr)
             records.append(record)
-    finally:
-        torch.set_num_threads(threads)
-        use_numerics()
-        if pending:
-            gc.unfreeze()  # what warm_up froze: this process may go on after the sweep
     return records
 
 

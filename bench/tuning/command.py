@@ -27,7 +27,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from bench.cells import code_commit
+from bench.cells import code_commit, local_session
 from bench.cli import BACKENDS, add_run_options, check_run_options
 from bench.config import SweepConfig, dataset_hash, load_config
 from bench.data import cache_root
@@ -36,7 +36,7 @@ from bench.grid import PreparedData
 from bench.store import atomic_write_text, stable_hash
 from bench.train import resolve_device
 from bench.tuning.config import TunedFile
-from bench.tuning.local import local_session, prepare_tuning_data, tuning_view
+from bench.tuning.local import prepare_tuning_data, tuning_view
 from bench.tuning.studies import StudyDriver, plan_studies
 from bench.tuning.trials import run_trial
 

@@ -20,9 +20,9 @@ import optuna
 from bench.config import SweepConfig
 from bench.errors import UserError
 from bench.grid import Cell
-from bench.cells import run_cell
+from bench.cells import local_session, run_cell
 from bench.train import resolve_device
-from bench.tuning.local import local_session, prepare_tuning_data, tuning_view
+from bench.tuning.local import prepare_tuning_data, tuning_view
 from bench.tuning.studies import StudySpec, plan_studies
 from bench.tuning.trials import judge, trial_measure
 
