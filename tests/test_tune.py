@@ -193,7 +193,8 @@ def test_tuning_resumes_without_repeating_a_trial_and_keeps_the_budget_equal(tmp
 
 
 def test_a_killed_study_resumes_keeping_every_completed_trial(tmp_path):
-    config = tune_config(tmp_path / "c.yaml", scenarios=["random:0.1"], tuning={"seeds": [100], "trials": 6, "startup_share": 0.5})
+    config = tune_config(tmp_path / "c.yaml", scenarios=["random:0.1"],
+                         tuning={"seeds": [100], "trials": 6, "startup_share": 0.5, "max_cost_ratio": None})  # every trial completes
     out, env = tmp_path / "tuning", {**os.environ, "UNLEARN_CACHE": str(tmp_path / "cache")}
     command = [sys.executable, "-m", "bench.tune", "--config", str(config), "--out", str(out), "--no-progress"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
