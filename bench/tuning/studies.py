@@ -3,8 +3,9 @@
 Only the driver process touches the storage (ask and tell); trials run wherever the backend
 puts them, through the sweep's cell runner. A study's name carries the hash of everything
 that decides its trials, so a changed setting starts a new study and a rerun continues the
-same one. Every trial that ran to an end (complete, failed or rejected) counts toward the
-budget; a trial left running by a killed driver is marked failed and does not count.
+same one. Every trial that ran to an end (complete, pruned by the race, failed or rejected)
+counts toward the budget; a trial left running by a killed driver is marked failed and does
+not count. The race (:class:`Race`) is fixed when a trial is asked for.
 """
 
 from __future__ import annotations
@@ -162,8 +163,9 @@ class StudyDriver:
         return self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
 
     def counted(self) -> list[optuna.trial.FrozenTrial]:
-        """The trials that ran to an end, in order of number: complete, rejected (pruned), or
-        failed by the method (``outcome: failed``). A trial left running by a killed driver,
+        """The trials that ran to an end, in order of number: complete, raced out or rejected
+        (both Optuna's PRUNED; ``outcome`` tells them apart), or failed by the method
+        (``outcome: failed``). A trial left running by a killed driver,
         or whose task died of something else, is failed without that mark and not counted."""
         trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED))
         ended = (t for t in trials if t.state != TrialState.FAIL or t.user_attrs.get("outcome") == "failed")
