@@ -195,3 +195,22 @@ def test_rank_stability_by_hand(tmp_path):
     assert missing.returncode == 2 and "results.csv not found" in missing.stderr
     wrong = run_module("scripts.rank_stability", str(tmp_path / "a"), str(tmp_path / "b"), "--objective", "nope")
     assert wrong.returncode == 2 and "no tuned variant has 'nope'" in wrong.stderr
+
+
+def test_race_options_replay_each_rule_by_hand(monkeypatch):
+    """One study, three seeds: the defaults (0.1 everywhere), a bad trial, a trial that starts
+    well and ends worse, and one rejected by the cost cap (one cell under every rule)."""
+    monkeypatch.syspath_prepend(str(ROOT))
+    from scripts.race_options import simulate
+
+    trials = [(0, "complete", [0.1, 0.1, 0.1]), (1, "pruned", [0.5, 0.5, 0.5]), (2, "pruned", [0.09, 0.2, 0.2]),
+              (3, "rejected", [0.3])]
+    assert simulate(trials, 3, "none") == (10, pytest.approx(0.1))
+    # the defaults' spread over seeds is 0: the race stops the bad trial after its first seed and
+    # the third after its second (0.145 above 0.1)
+    assert simulate(trials, 3, "race", 2.0) == (7, pytest.approx(0.1))
+    # halving: the bad trial is outside the best third at seed 1 (0.5 > 0.233), the third at seed 2 (0.145 > 0.115)
+    assert simulate(trials, 3, "halving") == (7, pytest.approx(0.1))
+    # had the third trial been the best on every seed, halving would not have dropped it, nor the race
+    better = trials[:2] + [(2, "pruned", [0.09, 0.08, 0.07])]
+    assert simulate(better, 3, "race", 2.0)[1] == pytest.approx(0.08) and simulate(better, 3, "halving")[1] == pytest.approx(0.08)
