@@ -443,3 +443,21 @@ def test_the_tuned_note_states_the_race_and_the_cost_cap():
         "z = 2), avg_gap_auc on 0.1 of the training set held out as validation, trials over 1× retraining's operations "
         "rejected).")
     assert "raced" not in tuned_note([TunedFile.model_validate(TUNED)]) and "rejected" not in tuned_note([TunedFile.model_validate(TUNED)])
+
+
+def test_a_study_with_no_completed_trial_has_no_tuned_variant_and_says_so():
+    """UNSIR on random forgetting: every trial over the cost cap, so no params and no x+tuned
+    cells; the held table says "no tuned variant", counts it apart and judges nothing."""
+    from bench.report.tuning import held_summary, study_check
+    from bench.tuning.config import TunedFile
+
+    file = TunedFile.model_validate({**TUNED, "objective": "avg_gap_auc", "entries": [
+        {"dataset": "digits", "scenario": "random:0.1", "method": "unsir", "method_class": "unsir", "dataset_hash": "h",
+         "space": {"impair_lr": "log-uniform [1e-05, 0.1]"}, "defaults": {"impair_lr": 0.02}, "params": {},
+         "trials": 4, "rejected": 4, "history": [None] * 4}]})
+    records = [hand_record("unsir", s, {"avg_gap_auc": 0.4}, scenario="random:0.1") for s in (0, 1, 2)]
+    check = study_check(records, file, file.entries[0])
+    assert check.untuned and not check.compared and not check.worse and check.defaults.n == 3
+    assert held_summary([check]) == ("0 of 0 studies: tuned worse than defaults by more than 2 SE (of 1 studies: 0 compared on 2 "
+                                     "or more paired seeds, 0 same as defaults, 1 with no tuned variant (no trial completed), "
+                                     "0 with fewer than 2 paired seeds).")

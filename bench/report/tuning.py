@@ -227,6 +227,7 @@ class StudyCheck:
     tuned: MeanSE
     paired: PairedCheck
     same_as_defaults: bool
+    untuned: bool = False  # no trial completed (every one failed or over the cost cap): no x+tuned
 
     @property
     def worse(self) -> bool:
@@ -247,7 +248,7 @@ def study_check(records: list[dict], file: TunedFile, entry: TunedEntry) -> Stud
     identical = bool(common) and all(tuned[k] == defaults[k] for k in common)
     same = (bool(entry.params) and entry.params == entry.defaults) or identical
     return StudyCheck(entry.dataset, entry.scenario, entry.method, metric, entry.default_objective, entry.objective,
-                      mean_se(defaults.values()), mean_se(tuned.values()), paired, same)
+                      mean_se(defaults.values()), mean_se(tuned.values()), paired, same, untuned=not entry.params)
 
 
 def study_checks(records: list[dict], tuned: list[TunedFile]) -> list[StudyCheck]:
@@ -273,6 +274,8 @@ def _mean_se_text(stats: MeanSE, pairs: int) -> str:
 def _difference_cell(check: StudyCheck) -> Cell:
     if check.same_as_defaults:
         return Cell("same as defaults")
+    if check.untuned:
+        return Cell("no tuned variant")
     if check.paired.n < 2:
         return Cell("n/a")
     text = f"{check.paired.mean:+.3f} ± {check.paired.se:.3f}"
@@ -284,10 +287,12 @@ def held_summary(checks: list[StudyCheck]) -> str:
     (2 or more paired seeds, tuned not the same as the defaults), with what the rest were."""
     compared = [c for c in checks if c.compared]
     same = sum(c.same_as_defaults for c in checks)
-    too_few = len(checks) - len(compared) - same
+    untuned = sum(c.untuned and not c.same_as_defaults for c in checks)
+    too_few = len(checks) - len(compared) - same - untuned
     return (f"{sum(c.worse for c in compared)} of {len(compared)} studies: tuned worse than defaults by more than 2 SE "
             f"(of {len(checks)} studies: {len(compared)} compared on 2 or more paired seeds, {same} same as defaults, "
-            f"{too_few} with fewer than 2 paired seeds).")
+            + (f"{untuned} with no tuned variant (no trial completed), " if untuned else "")
+            + f"{too_few} with fewer than 2 paired seeds).")
 
 
 def tuning_held_table(results) -> Table | None:
