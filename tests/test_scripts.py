@@ -7,6 +7,7 @@ import subprocess
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import ROOT
 
@@ -23,9 +24,13 @@ def test_run_all_quick_profile_end_to_end(tmp_path):
     assert f"results: {out}/results.csv" in result.stdout and "tables:" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == f"{out}/report.html"
     table = pd.read_csv(out / "results.csv")
-    # the whole grid: 1 dataset x 2 scenarios x 3 seeds x every registered method
+    # the whole grid: 1 dataset x 2 scenarios x 3 seeds x (every entry + the tuned variants the
+    # tuned file has for that scenario: none where every trial was rejected, as UNSIR's on random:0.1)
+    tuned = yaml.safe_load((ROOT / "configs" / "tuned" / "quick.yaml").read_text())["entries"]
     methods = table["method"].unique()
-    assert len(table.groupby(["scenario", "seed", "method"]).size()) == 2 * 3 * len(methods)
+    entries = [m for m in methods if not m.endswith("+tuned")]
+    variants = sum(1 for entry in tuned if entry["params"])  # one per (scenario, entry) with a choice
+    assert len(table.groupby(["scenario", "seed", "method"]).size()) == 3 * (2 * len(entries) + variants)
     assert {"original", "retrain", "finetune"} <= set(methods)
     # every method with a search space also runs tuned, beside its defaults
     assert {"finetune+tuned", "unsir+tuned", "fcalb+tuned", "fc_only+tuned"} <= set(methods)
