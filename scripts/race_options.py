@@ -69,7 +69,8 @@ def fill(config, out: Path, matrix: Matrix) -> Matrix:
                 records = []
                 for seed in config.tuning.seeds[len(values):]:
                     cell = Cell(spec.dataset, spec.scenario, seed, spec.trial_entry(dict(params[number]), number))
-                    records.append(run_cell(cell, datasets[spec.dataset.name], models, scratch, config, env, trial_measure(config.tuning)))
+                    records.append(run_cell(cell, datasets[spec.dataset.name], models, scratch, config, env,
+                                            trial_measure(config.tuning, first_seed=False)))
                 done[key] = list(judge(records, config.tuning).seed_values)
                 cache_file.write_text(json.dumps(done))
     return {name: [(n, o, v + done.get(f"{name}#{n}", [])) for n, o, v in trials] for name, trials in matrix.items()}

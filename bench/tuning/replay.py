@@ -64,8 +64,8 @@ def replay_trial(config: SweepConfig, out_dir: Path, study: str, number: int, ca
     with tempfile.TemporaryDirectory() as scratch, local_session(config, Path(scratch), cache, device, False, warm=True) as (models, env):
         records = [
             run_cell(Cell(spec.dataset, spec.scenario, seed, spec.trial_entry(dict(trial.params), number)),
-                     datasets[spec.dataset.name], models, Path(scratch), config, env, trial_measure(config.tuning))
-            for seed in seeds
+                     datasets[spec.dataset.name], models, Path(scratch), config, env, trial_measure(config.tuning, index == 0))
+            for index, seed in enumerate(seeds)
         ]
     again = list(judge(records, config.tuning).seed_values)
     return Replay(study, number, stored, again)
