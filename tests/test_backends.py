@@ -168,19 +168,27 @@ def test_a_killed_sweep_resumes_without_loss_or_corruption(backend, tmp_path):
                "--no-progress", "--backend", backend]
     env = {**os.environ, "UNLEARN_CACHE": str(cache)}
     rng = np.random.default_rng(5 if backend == "local" else 6)
-    # kill 1: at a random moment of the first seconds (start-up, training); kills 2 and 3: a
-    # random fraction of a second after a random number of cells has finished, so that the
-    # kills land mid-sweep whatever this machine's speed
-    plan = [(0, rng.uniform(1.0, 5.0)), (int(rng.integers(1, 5)), rng.uniform(0, 1)), (int(rng.integers(5, 9)), rng.uniform(0, 1))]
+    # kill 1: at a random moment of the first seconds (start-up, training); kills 2 and 3: after a
+    # random number of cells has finished, plus a random fraction of the shortest time this run
+    # took between two records (a second at most), so that the kills land mid-sweep whatever this
+    # machine's speed and load
+    plan = [(0, rng.uniform(1.0, 5.0)), (int(rng.integers(1, 5)), rng.uniform(0, 1)), (int(rng.integers(5, 8)), rng.uniform(0, 1))]
     finished: dict[str, str] = {}
     counts = []
-    for records_before, delay in plan:
+    for kill, (records_before, fraction) in enumerate(plan):
         process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 300
-        while len(list((out / "runs").glob("*.json"))) < records_before and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(delay)
+        arrivals = [time.monotonic()]
+        seen = len(list((out / "runs").glob("*.json")))
+        while seen < records_before and time.monotonic() < deadline:
+            time.sleep(0.02)
+            now_seen = len(list((out / "runs").glob("*.json")))
+            if now_seen > seen:
+                arrivals.append(time.monotonic())
+            seen = now_seen
+        gaps = np.diff(arrivals[1:])
+        time.sleep(fraction if kill == 0 else fraction * min(1.0, gaps.min() if len(gaps) else 1.0))
         kill_tree(process)
         now = assert_nothing_half_written(out, cache)
         assert all(now.get(cell) == at for cell, at in finished.items())  # no finished cell lost or run again
