@@ -161,12 +161,8 @@ def subsample(data: ImageData, train_size: int | None, test_size: int | None) ->
     return replace(data, train_x=data.train_x[train], train_y=data.train_y[train], test_x=data.test_x[test], test_y=data.test_y[test])
 
 
-
-def holdout_validation(data: ImageData, size: float | int, seed: int = 0) -> ImageData:
-    """The tuner's view of a dataset: a seeded, class-stratified part of the training set
-    (a share if ``size`` < 1, else a count) is held out and takes the test set's place; the
-    rest is the training set. The test set itself is dropped, so nothing built on this view
-    (models, splits, metrics, the tuner's choices) can read it."""
+def validation_indices(data: ImageData, size: float | int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held-out) training indices: a seeded, class-stratified share (< 1) or count held out."""
     n, classes = len(data.train_y), data.num_classes
     count = round(size * n) if size < 1 else int(size)
     if size >= 1 and size != int(size) or not classes <= count <= n - classes:
@@ -175,13 +171,26 @@ def holdout_validation(data: ImageData, size: float | int, seed: int = 0) -> Ima
             f"count, leaving at least {classes} images (one a class) on each side"
         )
     held = stratified_subset(data.train_y, count, seed)
-    keep = torch.ones(n, dtype=torch.bool)
-    keep[held] = False
-    train = torch.nonzero(keep).flatten()
+    return torch.from_numpy(np.setdiff1d(np.arange(n), held.numpy())), held
+
+
+def holdout_validation(data: ImageData, size: float | int, seed: int = 0) -> ImageData:
+    """The tuner's view of a dataset: the validation part of the training set (see
+    :func:`validation_indices`) takes the test set's place; the rest is the training set. The
+    test set itself is dropped, so nothing built on this view (models, splits, metrics, the
+    tuner's choices) can read it."""
+    train, held = validation_indices(data, size, seed)
     return replace(
         data, name=f"{data.name}[validation]", train_x=data.train_x[train], train_y=data.train_y[train],
         test_x=data.train_x[held], test_y=data.train_y[held],
     )
+
+
+def without_validation(data: ImageData, size: float | int, seed: int = 0) -> ImageData:
+    """The sweep's view that keeps the validation part out: the tuner's training set, the test
+    set as it is, so a tuned parameter meets the kind of model it was chosen on."""
+    train, _ = validation_indices(data, size, seed)
+    return replace(data, train_x=data.train_x[train], train_y=data.train_y[train])
 
 # --- digits: scikit-learn's 8x8 digits, shipped with scikit-learn -----------------
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from bench.config import DatasetConfig, EvaluationConfig, MethodEntry, SweepConfig
-from bench.data import ImageData, holdout_validation, load_dataset, subsample
+from bench.data import ImageData, holdout_validation, load_dataset, subsample, without_validation
 from bench.errors import UserError
 from bench.evaluate import SplitData
 from bench.registry import get_method
@@ -97,17 +97,28 @@ class PreparedData:
     preprocess: Preprocess
 
 
-def prepare_data(config: DatasetConfig, device: torch.device, validation: float | int | None = None) -> PreparedData:
-    """The dataset as a sweep uses it; with ``validation``, the tuner's view instead: that
-    share (or count) of the training set held out as the evaluation set, and no test set
-    (see :func:`bench.data.holdout_validation`)."""
+def prepare_data(
+    config: DatasetConfig, device: torch.device, validation: float | int | None = None, *, hold_out: float | int | None = None
+) -> PreparedData:
+    """The dataset as a sweep uses it: with ``hold_out``, the training set less the tuner's
+    validation part (see :func:`bench.data.without_validation`). With ``validation``, the
+    tuner's view instead: that share (or count) of the training set held out as the evaluation
+    set, and no test set (see :func:`bench.data.holdout_validation`)."""
     data = subsample(load_dataset(config.name), config.train_size, None if validation else config.test_size)
     if validation:
         data = holdout_validation(data, validation)
+    elif hold_out:
+        data = without_validation(data, hold_out)
     fingerprint = data.fingerprint()
     mean, std = data.channel_stats()
     preprocess = Preprocess(mean, std, data.augment)
     return PreparedData(config, data.to(device), fingerprint, preprocess)
+
+
+def sweep_hold_out(config: SweepConfig) -> float | None:
+    """What the sweep keeps out of its training sets: the tuner's validation share, unless
+    ``tuning.sweep_holds_out`` is false."""
+    return config.tuning.validation_size if config.tuning.sweep_holds_out else None
 
 
 def setting_params(cell: Cell) -> dict[str, Any]:

@@ -46,7 +46,7 @@ from bench.store import stable_hash
 from bench.cells import environment, run_cell
 from bench.grid import (
     Cell, PreparedData, config_numerics, needs_update_record, plan_cells, planned_splits, prepare_data, split_for,
-    task_threads,
+    sweep_hold_out, task_threads,
 )
 from bench.model_store import ModelStore
 from bench.tuning.studies import Race, StudyDriver, StudySpec, TrialOutcome
@@ -88,7 +88,7 @@ def worker_state(config_json: str, cache: str, threads: int, out_dir: str, tunin
         config = SweepConfig.model_validate_json(config_json)
         device = resolve_device(config.device)
         validation = config.tuning.validation_size if tuning else None
-        datasets = {d.name: prepare_data(d, device, validation) for d in config.datasets}
+        datasets = {d.name: prepare_data(d, device, validation, hold_out=sweep_hold_out(config)) for d in config.datasets}
         models = ModelStore(
             Path(cache), device, progress=False, record_updates=needs_update_record(config),
             reference_dir=Path(out_dir) / "references", numerics=config_numerics(config),

@@ -33,7 +33,8 @@ from bench.config import SweepConfig, load_config, parse_int_list
 from bench.data import cache_root
 from bench.errors import UserError, cli_main
 from bench.grid import (
-    Cell, PreparedData, alias_sources, cell_key, config_numerics, is_finished, plan_cells, prepare_data, write_splits,
+    Cell, PreparedData, alias_sources, cell_key, config_numerics, is_finished, plan_cells, prepare_data, sweep_hold_out,
+    write_splits,
 )
 from bench.results import read_record, rebuild_results_csv, record_path, write_record
 from bench.store import atomic_write_text
@@ -69,7 +70,7 @@ def run_sweep(
     device = resolve_device(config.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {config.device!r} asked for, but CUDA is not available; use device: auto or cpu")
-    datasets = {d.name: prepare_data(d, device) for d in config.datasets}  # data errors stop here, before any write
+    datasets = {d.name: prepare_data(d, device, hold_out=sweep_hold_out(config)) for d in config.datasets}  # data errors stop here
     cells = plan_cells(config, datasets)
     keys = [cell_key(c, datasets[c.dataset.name], config.evaluation, config_numerics(config)) for c in cells]
     sources = alias_sources(cells, keys)

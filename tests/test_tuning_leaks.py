@@ -1,6 +1,6 @@
 """The tuner never reads the test set: on both scenarios and both backends, a dataset whose
 test images and labels are noise gives the same studies, choices and trial records, and the
-tuner's training view holds no validation image. Each test was seen to fail with the leak
+tuner's training view holds no validation image (nor, by default, the sweep's). Each test was seen to fail with the leak
 it guards against put in by hand (docs/tuning.md says how)."""
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from safetensors.numpy import load_file
 
 from bench.config import load_config
 from bench.data import load_dataset
+from bench.grid import config_numerics, prepare_data, sweep_hold_out
+from bench.model_store import ModelStore
 from bench.tuning.command import run_tune
 from bench.tuning.local import prepare_tuning_data
 from bench.tuning.config import TunedFile
@@ -141,3 +143,23 @@ def test_the_tuners_training_view_holds_no_validation_and_no_test_image(tmp_path
         split = load_file(path)
         indices = np.concatenate([split["forget"], split["retain"]])
         assert sorted(indices.tolist()) == list(range(len(view.train_y)))  # indices into the view, each once
+
+
+def test_the_sweeps_models_train_on_the_tuners_training_set(tmp_path, folders):
+    """The sweep keeps the validation share out of its training set too (``tuning.sweep_holds_out``):
+    it trains on exactly the tuner's training set and tests on the whole test set, so the
+    sweep's original of a seed is the tuner's original of that seed, weight for weight."""
+    real, _noisy = folders
+    config = leak_config(tmp_path / "a.yaml", real)
+    cpu = torch.device("cpu")
+    view = prepare_tuning_data(config, cpu)[real]
+    sweep = prepare_data(config.datasets[0], cpu, hold_out=sweep_hold_out(config))
+    full = load_dataset(real)
+    assert torch.equal(sweep.data.train_x, view.data.train_x) and torch.equal(sweep.data.train_y, view.data.train_y)
+    assert torch.equal(sweep.data.test_x, full.test_x) and len(sweep.data.train_y) == len(full.train_y) - len(view.data.test_y)
+    models = ModelStore(tmp_path / "cache", cpu, progress=False, numerics=config_numerics(config))
+    tuner_original, sweep_original = (models.original(prepared, 100, []).model.state_dict() for prepared in (view, sweep))
+    assert all(torch.equal(tuner_original[name], sweep_original[name]) for name in tuner_original)
+    whole = config.model_copy(update={"tuning": config.tuning.model_copy(update={"sweep_holds_out": False})})
+    assert sweep_hold_out(whole) is None
+    assert torch.equal(prepare_data(whole.datasets[0], cpu, hold_out=sweep_hold_out(whole)).data.train_x, full.train_x)

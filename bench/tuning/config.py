@@ -35,7 +35,10 @@ class TuningConfig(BaseModel):
     study's finished trials); ``null`` runs every trial on every seed. Only trials run on
     every seed can be chosen. ``validation_size``: the share (< 1) or count of each
     dataset's training set held out, class-stratified with seed 0, which the tuner's models
-    never train on and which takes the test set's place in its metrics. ``trials``: the
+    never train on and which takes the test set's place in its metrics; with
+    ``sweep_holds_out`` (the default) the sweep's models never train on it either, so they
+    train on the tuner's training set and a chosen parameter meets the kind of model it was
+    chosen on (docs/tuning.md, "Did tuning hold"). ``trials``: the
     budget, the same for every method. ``startup_share``: the share of the budget drawn at
     random (the defaults first) before TPE models the history. ``max_cost_ratio``: a trial
     whose method does more floating-point operations than that multiple of retraining's is
@@ -47,6 +50,7 @@ class TuningConfig(BaseModel):
 
     seeds: list[int] = Field([100, 101, 102], min_length=1)
     validation_size: float = Field(0.1, gt=0)
+    sweep_holds_out: bool = True
     trials: int = Field(20, ge=1)
     startup_share: float = Field(0.25, gt=0, le=1)
     race_z: float | None = Field(2.0, gt=0)
