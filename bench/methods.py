@@ -1,4 +1,6 @@
-"""List the registered unlearning methods with their hyper-parameters, defaults and search spaces.
+"""List the registered unlearning methods (the built-ins and any third party's, all through
+the ``unlearn_bench.methods`` entry points, each with the package that declared it) with
+their hyper-parameters, defaults and search spaces.
 
     python -m bench.methods
 """
@@ -7,13 +9,16 @@ from __future__ import annotations
 
 import sys
 
-from bench.registry import get_method, method_names
+from bench.errors import cli_main
+from bench.registry import get_method, method_names, method_source
 
 
 def describe(name: str) -> str:
     method = get_method(name)
     doc = (method.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-    lines = [f"{name}  ({method.__module__}.{method.__qualname__})", f"    {' '.join(doc.split())}"]
+    source = method_source(name)
+    origin = f"{method.__module__}.{method.__qualname__}" + (f", from {source}" if source else "")
+    lines = [f"{name}  ({origin})", f"    {' '.join(doc.split())}"]
     if method.needs:
         lines.append(f"    needs: {', '.join(sorted(method.needs))}")
     fields = method.Config.model_fields
@@ -34,6 +39,7 @@ def describe(name: str) -> str:
     return "\n".join(lines)
 
 
+@cli_main
 def main() -> int:
     print("\n\n".join(describe(name) for name in method_names()))
     return 0

@@ -2,10 +2,11 @@
 
 A method is a class registered under a name with a typed ``Config`` of its
 hyper-parameters (defaults = the published values, cited in its docstring) and one
-entry point, ``unlearn(model, task) -> model``. Built-in methods live in the
-top-level ``methods`` package; third parties register through the entry-point
-group ``unlearn_bench.methods`` (the entry point names a module that calls
-:func:`register`, or the method class itself, registered under the entry point's name).
+entry point, ``unlearn(model, task) -> model``. Every method comes through the
+entry-point group ``unlearn_bench.methods``: the built-ins (the top-level ``methods``
+package, declared in this project's ``pyproject.toml``) exactly as a third party's (the
+entry point names a module that calls :func:`register`, or the method class itself,
+registered under the entry point's name). ``bench`` never imports ``methods`` by name.
 """
 
 from __future__ import annotations
@@ -157,7 +158,13 @@ class UnlearningMethod:
 
 M = TypeVar("M", bound=type[UnlearningMethod])
 _METHODS: dict[str, type[UnlearningMethod]] = {}
+_SOURCES: dict[str, str] = {}  # method name -> the distribution whose entry point registered it
+_loading: list[str] = []  # the distribution whose entry point is loading now
 _loaded = False
+
+
+class DuplicateMethod(UserError):
+    """Two plugins (built-in or third-party) claim one method name."""
 
 
 def register(name: str) -> Callable[[M], M]:
@@ -170,29 +177,65 @@ def register(name: str) -> Callable[[M], M]:
         if unknown:
             raise TypeError(f"method {name!r} needs {sorted(unknown)}; known needs: {sorted(KNOWN_NEEDS)}")
         check_space(name, cls.search_space, cls.Config)
+        source = _loading[-1] if _loading else None
+        taken = _METHODS.get(name)
+        if taken is not None and qualified(taken) != qualified(cls):
+            raise DuplicateMethod(
+                f"method name {name!r} is claimed twice: by {describe_source(taken, _SOURCES.get(name))} and by "
+                f"{describe_source(cls, source)}; allowed: one method a name (rename one, or uninstall one package)"
+            )
         cls.name = name
         _METHODS[name] = cls
+        if source is not None:
+            _SOURCES[name] = source
         return cls
 
     return decorator
 
 
+def qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def describe_source(cls: type, source: str | None) -> str:
+    return qualified(cls) + (f" (package {source})" if source else "")
+
+
+def method_source(name: str) -> str | None:
+    """The distribution whose ``unlearn_bench.methods`` entry point registered ``name``
+    (``unlearn-bench`` for the built-ins), or None for a class registered in code."""
+    load_plugins()
+    return _SOURCES.get(name)
+
+
 def load_plugins() -> None:
-    """Import the built-in methods and every entry point of ``unlearn_bench.methods`` (once)."""
+    """Load every entry point of ``unlearn_bench.methods`` (once): the built-ins, declared by
+    this project's own ``pyproject.toml``, and any third party's, the same way. An entry
+    point names a module that registers its methods, or a method class, registered under the
+    entry point's name. A plugin that fails to import is skipped with a warning; two that
+    claim one name stop the command (exit 2)."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    import methods  # noqa: F401  (built-ins register on import)
-
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.dist.name if e.dist else "", e.name)):
+        _loading.append(entry.dist.name if entry.dist else entry.value)
         try:
             loaded = entry.load()
+            if isinstance(loaded, type) and issubclass(loaded, UnlearningMethod):
+                register(entry.name)(loaded)
+        except DuplicateMethod:
+            _loaded = False
+            raise
         except Exception as error:  # a broken plugin must not break the harness
             print(f"warning: method plugin {entry.name!r} ({entry.value}) failed to load: {error}", file=sys.stderr)
-            continue
-        if isinstance(loaded, type) and issubclass(loaded, UnlearningMethod) and entry.name not in _METHODS:
-            register(entry.name)(loaded)
+        finally:
+            _loading.pop()
+    if not _METHODS:
+        raise UserError(
+            "no unlearning method is registered: the entry points of group unlearn_bench.methods are missing; "
+            "allowed: run from an installed checkout (pip install -e ., or ./run_all.sh, which installs it)"
+        )
 
 
 def method_names() -> list[str]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import textwrap
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from bench.errors import UserError
-from bench.registry import UnlearningMethod, get_method, method_names, register
+from bench.registry import ENTRY_POINT_GROUP, UnlearningMethod, get_method, method_names, register
 from conftest import run_module, write_config
 
 PLUGIN = '''
@@ -50,26 +51,25 @@ class MakesNan(UnlearningMethod):
 '''
 
 
+def install_plugin(site: Path, package: str, source: str, entries: str) -> Path:
+    """An installed third-party distribution under ``site``: a package and its dist-info
+    declaring ``entries`` (``name = target`` lines) in group ``unlearn_bench.methods``."""
+    (site / package).mkdir(parents=True)
+    (site / package / "__init__.py").write_text(source)
+    info = site / f"{package}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[unlearn_bench.methods]\n" + textwrap.dedent(entries))
+    return site
+
+
 @pytest.fixture()
 def plugin_path(tmp_path) -> Path:
-    """An installed third-party distribution: a package and its dist-info with entry points."""
-    site = tmp_path / "site"
-    (site / "my_unlearning").mkdir(parents=True)
-    (site / "my_unlearning" / "__init__.py").write_text(PLUGIN)
-    info = site / "my_unlearning-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-unlearning\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        textwrap.dedent(
-            """\
-            [unlearn_bench.methods]
-            zero_head = my_unlearning
-            explodes = my_unlearning:Explodes
-            makes_nan = my_unlearning:MakesNan
-            """
-        )
-    )
-    return site
+    return install_plugin(tmp_path / "site", "my_unlearning", PLUGIN, """\
+        zero_head = my_unlearning
+        explodes = my_unlearning:Explodes
+        makes_nan = my_unlearning:MakesNan
+        """)
 
 
 def test_builtin_methods_are_registered():
@@ -93,9 +93,28 @@ def test_register_rejects_what_is_not_a_method():
 def test_entry_point_plugins_are_listed(plugin_path):
     result = run_module("bench.methods", env={"PYTHONPATH": str(plugin_path)})
     assert result.returncode == 0, result.stderr
-    assert "zero_head  (my_unlearning.ZeroHead)" in result.stdout
+    # the built-ins and the third party's through one entry-point group, each with its package
+    assert "finetune  (methods.finetune.Finetune, from unlearn-bench)" in result.stdout
+    assert "zero_head  (my_unlearning.ZeroHead, from my-unlearning)" in result.stdout
     assert "scale: float = 0.0" in result.stdout
-    assert "explodes  (my_unlearning.Explodes)" in result.stdout
+    assert "explodes  (my_unlearning.Explodes, from my-unlearning)" in result.stdout
+    declared = {e.value for e in entry_points(group=ENTRY_POINT_GROUP) if e.dist.name == "unlearn-bench"}
+    assert {"methods.finetune", "methods.fcalb", "methods.boundary"} <= declared
+
+
+def test_two_plugins_claiming_one_name_stop_with_one_line(tmp_path):
+    """A third party's method registered as ``finetune``: whichever loads second, the command
+    stops before any work, naming both classes and their packages."""
+    clash = PLUGIN.replace('@register("zero_head")', '@register("finetune")')
+    site = install_plugin(tmp_path / "site", "clashing", clash, "clashing = clashing\n")
+    config = write_config(tmp_path / "c.yaml", scenarios=["class:3"], methods=["original"])
+    for command in (["bench.methods"], ["bench.sweep", "--config", str(config), "--out", str(tmp_path / "out")]):
+        result = run_module(*command, env={"PYTHONPATH": str(site)})
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+        assert "method name 'finetune' is claimed twice: by " in result.stderr
+        assert "methods.finetune.Finetune (package unlearn-bench)" in result.stderr
+        assert "clashing.ZeroHead (package clashing)" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_plugin_runs_and_failures_are_recorded(plugin_path, tmp_path):
