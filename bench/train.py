@@ -238,6 +238,14 @@ class StepHook(Protocol):
 StepLoss = Callable[[nn.Module, Any, int], tuple[torch.Tensor, int]]
 
 
+def train_mode(model: nn.Module, frozen_batchnorm: bool = False) -> None:
+    """The loop's mode: train, batch norm in eval mode when ``frozen_batchnorm``."""
+    model.train()
+    for module in model.modules() if frozen_batchnorm else ():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
 def fit(
     model: nn.Module,
     epochs: int,
@@ -266,11 +274,7 @@ def fit(
     log = TrainLog()
     synchronize(device)
     start = time.perf_counter()
-    model.train()
-    if frozen_batchnorm:
-        for module in model.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()
+    train_mode(model, frozen_batchnorm)
     forward = compiled(model)
     bar = tqdm(range(epochs), desc=progress, leave=False, disable=progress is None, delay=2)
     for epoch in bar:

@@ -13,7 +13,7 @@ from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
 from bench.tuning.space import LogUniform
-from bench.train import Recipe, train
+from bench.train import Recipe, train, train_mode
 
 
 class BoundaryConfig(MethodConfig):
@@ -33,16 +33,41 @@ class BoundaryConfig(MethodConfig):
         return Recipe(lr=self.lr, momentum=self.momentum, nesterov=False, weight_decay=0.0, epochs=self.epochs,
                       batch_size=self.batch_size, schedule="constant", augment=False)
 
-    def fine_tune(self, model: nn.Module, task: UnlearnTask, labels: torch.Tensor) -> None:
-        log = train(model, task.forget_x, labels, self.recipe(), task.preprocess, task.generator,
-                    frozen_batchnorm=self.batchnorm == "frozen")
+    def fine_tune(self, model: nn.Module, task: UnlearnTask, labels: torch.Tensor, first_batch_eval: bool = False) -> None:
+        frozen = self.batchnorm == "frozen"
+        hook = FirstBatchInEvalMode(frozen) if first_batch_eval else None
+        log = train(model, task.forget_x, labels, self.recipe(), task.preprocess, task.generator, hook=hook,
+                    frozen_batchnorm=frozen)
         task.log["epoch_loss"] = log.epoch_loss
+
+
+class FirstBatchInEvalMode:
+    """A step hook: the first step's forward pass in eval mode (batch norm normalises with the
+    running statistics and leaves them as they were), every later one in the loop's mode; as
+    the authors' expand loop runs, which calls ``widen_model.train()`` only after the first
+    batch's forward, on a model ``main.py``'s ``test()`` left in eval mode."""
+
+    def __init__(self, frozen_batchnorm: bool):
+        self.frozen_batchnorm, self.first = frozen_batchnorm, True
+
+    def before_batch(self, model: nn.Module, _indices: torch.Tensor) -> None:
+        if self.first:
+            model.eval()
+
+    def after_batch(self, model: nn.Module, _indices: torch.Tensor) -> None:
+        if self.first:
+            self.first = False
+            train_mode(model, self.frozen_batchnorm)
 
 
 BOUNDARY_SPACE = {
     "lr": LogUniform(1e-6, 1e-2, "chosen here: spans the authors' code (1e-5, boundary_unlearning.py) and SalUn's shared unlearn_lr "
                      "(1e-2, Unlearn-Saliency arg_parser.py); epochs stay 10 as in both and in Unlearn-WorstCase App. B1"),
 }
+
+
+# adv_generator.py's AttackBase: the statistics its inverse normalisation assumes, whatever the loader's.
+ATTACK_STATS = ((0.4914, 0.4822, 0.2265), (0.2023, 0.1994, 0.2010))
 
 
 @register("boundary_shrink")
@@ -55,7 +80,7 @@ class BoundaryShrink(UnlearningMethod):
 
     | aspect | authors' code (``boundary_unlearning.py``, ``adv_generator.py``) | here |
     | --- | --- | --- |
-    | FGSM bound | 0.1 added after undoing the normalisation, clamped, rounded to 1/255 (its inverse normalisation uses other statistics than its loader: in effect about 0.25; SalUn's ``boundary_sh.py``: exactly 0.1) | 0.1 in pixel space, clamped and rounded (``bound_space="pixel"``); ``"normalised"``: 0.1 added to the normalised input, neither clamped nor rounded |
+    | FGSM bound | 0.1 added after undoing the normalisation with its own constants (mean 0.4914, 0.4822, 0.2265, std about 0.2; not its loader's 0.5, 0.5), clamped to [0, 1] and rounded to 1/255 in that space: in the loader's pixel space a step of about 0.25, not clamped to [0, 1] there (SalUn's ``boundary_sh.py``: exactly 0.1 in pixel space) | 0.1 in pixel space, clamped and rounded (``bound_space="pixel"``, SalUn's); ``"authors"``: the code's arithmetic; ``"normalised"``: 0.1 added to the normalised input, neither clamped nor rounded |
     | new label | plain arg-max of the attacked logits (SalUn the same) | the same (``label_rule="argmax"``); ``"nearest_wrong"``: the arg-max over the other classes |
     | fine-tune | SGD 1e-5, momentum 0.9, 10 epochs, batch 64, train mode | the same |
     | batch norm | train mode: running statistics re-estimated on forget-only batches | the same (``batchnorm="train"``); ``"frozen"``: eval mode, statistics untouched |
@@ -71,7 +96,7 @@ class BoundaryShrink(UnlearningMethod):
 
     class Config(BoundaryConfig):
         bound: float = Field(0.1, gt=0)
-        bound_space: Literal["pixel", "normalised"] = "pixel"
+        bound_space: Literal["pixel", "normalised", "authors"] = "pixel"
         label_rule: Literal["argmax", "nearest_wrong"] = "argmax"
 
     search_space = BOUNDARY_SPACE
@@ -102,10 +127,17 @@ class BoundaryShrink(UnlearningMethod):
     def adversarial(self, images: torch.Tensor, x: torch.Tensor, sign: torch.Tensor, task: UnlearnTask) -> torch.Tensor:
         """The attacked, normalised batch. In pixel space the step is taken on the uint8
         images scaled to [0, 1] (the sign of the gradient is the same there, the
-        normalisation's std being positive), clamped, and rounded back to uint8."""
+        normalisation's std being positive), clamped, and rounded back to uint8. ``authors``:
+        ``adv_generator.py``'s arithmetic on the normalised input, undone and redone with its
+        own constants (for one channel, the first), clamped and rounded in that space."""
         bound = self.config.bound
         if self.config.bound_space == "normalised":
             return x + bound * sign
+        if self.config.bound_space == "authors":
+            channels = x.shape[1]
+            mean, std = (torch.tensor(v[:channels], dtype=x.dtype, device=x.device).view(1, -1, 1, 1) for v in ATTACK_STATS)
+            attacked = (x * std + mean + bound * sign).clamp_(0, 1)
+            return (torch.round(attacked * 255) / 255 - mean) / std
         pixels = (images.float() / 255 + bound * sign).clamp_(0, 1)
         return task.preprocess(torch.round(pixels * 255).to(torch.uint8))
 
@@ -120,7 +152,8 @@ class BoundaryExpand(UnlearningMethod):
     | --- | --- | --- |
     | shadow row | xavier-normal weights over the widened (k+1)×d matrix, zero bias | the same (``shadow_init="xavier_normal"``); ``"uniform"``: PyTorch's Linear default, as SalUn's ``boundary_ex.py`` |
     | pruning | the shadow row is dropped after the fine-tune | the same (``prune=True``); ``False`` keeps k+1 outputs, as SalUn's copy (predicting the shadow class counts as wrong; the retrained model's missing output has probability e^-100 in the distances) |
-    | fine-tune | SGD 1e-5, momentum 0.9, 10 epochs, batch 64, train mode | the same (``batchnorm`` as for shrink) |
+    | fine-tune | SGD 1e-5, momentum 0.9, 10 epochs, batch 64 | the same (``batchnorm`` as for shrink) |
+    | first batch | its forward runs before ``widen_model.train()``, on the model ``test()`` left in eval mode: normalised with the running statistics, which it does not update; train mode from the second | the same (``first_batch="eval"``); ``"train"``: every batch in train mode |
     """
 
     family = "seed_baselines"
@@ -128,6 +161,7 @@ class BoundaryExpand(UnlearningMethod):
     class Config(BoundaryConfig):
         shadow_init: Literal["xavier_normal", "uniform"] = "xavier_normal"
         prune: bool = True
+        first_batch: Literal["eval", "train"] = "eval"
 
     search_space = BOUNDARY_SPACE
 
@@ -142,7 +176,7 @@ class BoundaryExpand(UnlearningMethod):
             wide.weight[:k].copy_(head.weight)
             wide.bias[:k].copy_(head.bias)
         model.head = wide
-        self.config.fine_tune(model, task, torch.full_like(task.forget_y, k))
+        self.config.fine_tune(model, task, torch.full_like(task.forget_y, k), first_batch_eval=self.config.first_batch == "eval")
         if self.config.prune:
             pruned = nn.Linear(d, k).to(head.weight.device)
             with torch.no_grad():

@@ -16,6 +16,7 @@ from bench.config import load_config
 from bench.evaluate import with_missing_outputs
 from bench.registry import get_method
 from bench.sweep import run_sweep
+from bench.train import batch_indices
 from conftest import make_task, run, write_config
 
 
@@ -44,6 +45,28 @@ def test_fgsm_images_lie_on_the_pixel_grid_in_the_unit_interval(digits):
     assert set(step[moved].unique().tolist()) <= {25.0, 26.0}  # 0.1 × 255 = 25.5, rounded
     # in normalised space the step is 0.1 there, neither clamped nor rounded
     assert torch.equal(shrink(bound_space="normalised").adversarial(images, x, sign, task), x + 0.1 * sign)
+
+
+def test_the_authors_fgsm_arithmetic_is_an_option(digits):
+    """``bound_space="authors"``: adv_generator.py's FGSM on the normalised input, written out
+    (its constants, one channel: the first): undo with them, step, clamp the delta to the
+    bound, clamp to [0, 1] and round in that space, normalise back. In the harness's pixel
+    space the step is 0.1 × the data's std / 0.2023 and is not kept inside [0, 1]."""
+    task = make_task(digits)
+    images = task.forget_x[:64]
+    x = task.preprocess(images)
+    sign = torch.sign(torch.randn(x.shape, generator=torch.Generator().manual_seed(0)))
+    attacked = shrink(bound_space="authors").adversarial(images, x, sign, task)
+    mean, std = 0.4914, 0.2023
+    natural = x * std + mean
+    delta = (natural + 0.1 * sign - natural).clamp(-0.1, 0.1)
+    expected = (torch.round((natural + delta).clamp(0, 1) * 255) / 255 - mean) / std
+    assert torch.allclose(attacked, expected, atol=1e-5)
+    pixels = attacked * task.preprocess.std[0] + task.preprocess.mean[0]
+    inside = (expected * std + mean > 1e-6) & (expected * std + mean < 1 - 1e-6)
+    step = ((pixels - images.float() / 255) * sign)[inside]
+    assert float(step.median()) == pytest.approx(0.1 * task.preprocess.std[0] / std, abs=2 / 255)
+    assert bool(((pixels < -1e-3) | (pixels > 1 + 1e-3)).any())
 
 
 def test_boundary_shrink_relabels_with_the_plain_argmax_by_default(digits):
@@ -274,3 +297,42 @@ def test_boundary_expand_prunes_by_default_and_writes_the_shadow_row(digits):
     assert torch.allclose(wide.head.weight[-1], weight, atol=1e-6) and abs(float(wide.head.bias[-1].detach()) - float(bias)) < 1e-6
     assert float(bias) == 0.0
     assert torch.allclose(wide.head.weight[:-1], head.weight, atol=1e-6)
+
+
+def expand_by_hand(digits, task, first_batch_eval: bool) -> nn.Module:
+    """boundary_unlearning.py's expand loop written out on the harness's model: the widened
+    head, SGD 1e-5 with momentum 0.9, 10 epochs of batches of 64 in the harness's order, each
+    batch's forward before ``widen_model.train()`` (so the first in the mode it was handed)."""
+    model = copy.deepcopy(digits[2])
+    head = model.head
+    k, d = head.out_features, head.in_features
+    weight, bias = get_method("boundary_expand")().shadow_row(d, k, task.generator)
+    wide = nn.Linear(d, k + 1)
+    with torch.no_grad():
+        wide.weight.copy_(torch.cat([head.weight, weight[None]]))
+        wide.bias.copy_(torch.cat([head.bias, bias[None]]))
+    model.head = wide
+    model.eval() if first_batch_eval else model.train()  # main.py's test() leaves eval mode
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
+    for _epoch in range(10):
+        for index in batch_indices(len(task.forget_y), 64, task.generator):
+            logits = model(task.preprocess(task.forget_x[index]))
+            model.train()
+            loss = nn.functional.cross_entropy(logits, torch.full_like(task.forget_y[index], k))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model
+
+
+def test_boundary_expand_runs_its_first_batch_as_the_code_does(digits):
+    """The code's first fine-tune batch is normalised with the running statistics and does not
+    update them (``first_batch="eval"``, the default); ``"train"`` runs every batch in train
+    mode. Each equals the loop written out, and the two differ in the running statistics."""
+    _, code, _ = run("boundary_expand", digits, prune=False)
+    _, all_train, _ = run("boundary_expand", digits, prune=False, first_batch="train")
+    for method_model, first_batch_eval in ((code, True), (all_train, False)):
+        by_hand = expand_by_hand(digits, make_task(digits), first_batch_eval).state_dict()
+        for name, value in method_model.state_dict().items():
+            assert torch.allclose(value.float(), by_hand[name].float(), atol=1e-6), (first_batch_eval, name)
+    assert any(not torch.allclose(a, b) for a, b in zip(running_statistics(code).values(), running_statistics(all_train).values()))

@@ -73,12 +73,12 @@ def study_key(
 ) -> str:
     """Hash of everything that decides a study's trials, the method's defaults included (a
     changed default starts a new study); the budget is not in it (a larger budget continues
-    the study)."""
+    the study; what the sweep trains on is not either)."""
     space = get_method(entry.method).search_space
     return stable_hash({
         "dataset": dataset.model_dump(), "fingerprint": fingerprint, "scenario": spec, "method": entry.method,
         "params": entry.resolved_params(), "space": {n: [p.describe(), p.source] for n, p in space.items()},
-        "tuning": tuning.model_dump(exclude={"trials", "parallel"}), "evaluation": evaluation.model_dump(exclude={"batch_size"}),
+        "tuning": tuning.model_dump(exclude={"trials", "parallel", "sweep_holds_out"}), "evaluation": evaluation.model_dump(exclude={"batch_size"}),
         "numerics": numerics, "versions": [TRAINING_VERSION, METRICS_VERSION],
     }, length=64)
 
