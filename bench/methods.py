@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from bench.errors import cli_main
+from bench.core.errors import cli_main
 from bench.registry import get_method, method_names, method_source
 
 
@@ -29,7 +29,7 @@ def describe(name: str) -> str:
         lines.append(f"    {field_name}: {annotation} = {field.default!r}")
         if field_name in method.scaled:
             count, training = method.scaled[field_name]
-            lines.append(f"      None: the authors' {count} epochs after {training} of training, as the same share of this original's (bench.budget)")
+            lines.append(f"      None: the authors' {count} epochs after {training} of training, as the same share of this original's (bench.training.budget)")
     if not method.search_space:
         lines.append("    search space: none (tuned over nothing: the tuner keeps its defaults)")
     else:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import torch
 
-from bench.data import ImageData, load_dataset, subsample
+from bench.data.datasets import ImageData, load_dataset, subsample
 
 
 @dataclass

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bench.train import Preprocess, batch_indices
+from bench.training.loop import Preprocess, batch_indices
 from benchmarks.common import Measurement, real_or_embedded
 
 

@@ -9,11 +9,11 @@ import time
 import numpy as np
 import torch
 
-from bench.evaluate import SplitData, evaluate, gap_metrics, mia_metrics, predict_logits, reference_metrics, weight_distance
-from bench.evaluation_config import EvaluationConfig
-from bench.models import build_model
-from bench.splits import make_split, parse_scenario
-from bench.train import Preprocess, synchronize
+from bench.evaluation.evaluate import SplitData, evaluate, gap_metrics, mia_metrics, predict_logits, reference_metrics, weight_distance
+from bench.evaluation.config import EvaluationConfig
+from bench.data.models import build_model
+from bench.data.splits import make_split, parse_scenario
+from bench.training.loop import Preprocess, synchronize
 from benchmarks.common import Measurement, paired_seconds, real_or_embedded
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from bench.errors import UserError, cli_main
-from bench.train import resolve_device
+from bench.core.errors import UserError, cli_main
+from bench.training.loop import resolve_device
 from benchmarks.common import Measurement, machine
 
 GROUPS = ("training", "data", "evaluation", "ray", "reuse", "growth", "tuning")

@@ -7,8 +7,8 @@ import shutil
 import time
 from pathlib import Path
 
-from bench.config import SweepConfig, load_config
-from bench.results import read_records
+from bench.config.sweep import SweepConfig, load_config
+from bench.running.results import read_records
 from bench.sweep import run_sweep
 from benchmarks.common import Measurement
 

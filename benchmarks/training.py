@@ -7,8 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.models import build_model
-from bench.train import Preprocess, Recipe, autocast, make_optimizer, synchronize, train
+from bench.data.models import build_model
+from bench.training.loop import Preprocess, Recipe, autocast, make_optimizer, synchronize, train
 from benchmarks.common import Measurement, real_or_embedded
 
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, for the share of peak;

@@ -11,11 +11,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from bench.cells import SWEEP, run_cell
-from bench.config import load_config
-from bench.grid import Cell, config_numerics
-from bench.model_store import ModelStore
-from bench.splits import parse_scenario
+from bench.running.cells import SWEEP, run_cell
+from bench.config.sweep import load_config
+from bench.running.grid import Cell, config_numerics
+from bench.running.model_store import ModelStore
+from bench.data.splits import parse_scenario
 from bench.tuning import trials
 from bench.tuning.command import run_tune
 from bench.tuning.local import prepare_tuning_data, tuning_view

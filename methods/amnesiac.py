@@ -7,8 +7,8 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, NotApplicable, UnlearnTask, UnlearningMethod, register
-from bench.tuning.space import IntRange, LogUniform
-from bench.train import Recipe, train
+from bench.registry.space import IntRange, LogUniform
+from bench.training.loop import Recipe, train
 
 
 def random_wrong_labels(labels: torch.Tensor, num_classes: int, generator: torch.Generator) -> torch.Tensor:

@@ -12,8 +12,8 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.tuning.space import IntRange, LogUniform, Uniform
-from bench.train import Recipe, batch_indices, fit, make_optimizer
+from bench.registry.space import IntRange, LogUniform, Uniform
+from bench.training.loop import Recipe, batch_indices, fit, make_optimizer
 
 INCOMPETENT_SEED_OFFSET = 104729  # the random teacher's seed: the cell's plus this, never the original's init
 

@@ -12,8 +12,8 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.tuning.space import LogUniform
-from bench.train import Recipe, train, train_mode
+from bench.registry.space import LogUniform
+from bench.training.loop import Recipe, train, train_mode
 
 
 class BoundaryConfig(MethodConfig):

@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from bench.balance import make_balancer
+from bench.training.balance import make_balancer
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.tuning.space import LogUniform, Uniform
-from bench.splits import per_class_subset
-from bench.train import Recipe, autocast, batch_indices, fit, make_optimizer
+from bench.registry.space import LogUniform, Uniform
+from bench.data.splits import per_class_subset
+from bench.training.loop import Recipe, autocast, batch_indices, fit, make_optimizer
 
 TEACHER_SEED_OFFSET = 7919  # the teacher's seed is the cell's seed plus this: never the original's init
 

@@ -6,8 +6,8 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.tuning.space import IntRange, LogUniform
-from bench.train import Recipe, train
+from bench.registry.space import IntRange, LogUniform
+from bench.training.loop import Recipe, train
 
 
 @register("finetune")

@@ -7,8 +7,8 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.tuning.space import IntRange, LogUniform
-from bench.train import Recipe, train
+from bench.registry.space import IntRange, LogUniform
+from bench.training.loop import Recipe, train
 
 
 def negative_cross_entropy(logits, labels):
@@ -27,7 +27,7 @@ class GradientAscent(UnlearningMethod):
     | --- | --- | --- |
     | data, loss | forget set only, −CE (batch mean) | the same |
     | optimiser | SGD, momentum 0.9 (no Nesterov), weight decay 5e-4 on every parameter, constant lr (the 91/136 milestones never come) | the same |
-    | lr, epochs | README: 1e-4, 5 epochs after 182 of training (``arg_parser.py``: 0.01, 10) | 1e-4; 5 epochs as the same share of this original's training, at least one (``epochs=None``, :mod:`bench.budget`; 1 on the cpu profile); ``epochs=5`` the literal count |
+    | lr, epochs | README: 1e-4, 5 epochs after 182 of training (``arg_parser.py``: 0.01, 10) | 1e-4; 5 epochs as the same share of this original's training, at least one (``epochs=None``, :mod:`bench.training.budget`; 1 on the cpu profile); ``epochs=5`` the literal count |
     | batch | 256 (``arg_parser.py``; the paper's table says 128) | 256 (``batch_size``) |
     | mode, augmentation | train mode (batch norm re-estimated on forget batches), the training set's crop and flip | the same (``augment``: the dataset's) |
     """

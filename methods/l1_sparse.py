@@ -9,8 +9,8 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.tuning.space import IntRange, LogUniform
-from bench.train import Recipe, batch_indices, fit, make_optimizer
+from bench.registry.space import IntRange, LogUniform
+from bench.training.loop import Recipe, batch_indices, fit, make_optimizer
 
 
 def l1_weight(alpha: float, epoch: int, epochs: int) -> float:
@@ -38,7 +38,7 @@ class L1Sparse(UnlearningMethod):
     | α | README: left as ``${alpha}``; ``arg_parser.py``: 0.2 (a flag shared with other methods), which here leaves digits' retain accuracy at 0.20 and half the weights under 1e-3 after its 60 steps (``alpha=0.2`` runs it) | 1e-4 (``alpha``): what third-party runs of this code use (JingWu321/Scissorhands ``sh/main_0.2_cifar10.sh``); the penalty adds α·sign(θ) to each weight's gradient whatever the model's size, so it transfers |
     | α schedule | α(1 − e/E) for epoch e = 0..E−1, per epoch | the same |
     | optimiser | SGD 0.01, momentum 0.9 (no Nesterov), wd 5e-4, constant (milestones 91/136 never come) | the same |
-    | epochs | 10, after 182 of training | the same share of this original's training, at least one (``epochs=None``, :mod:`bench.budget`; with one epoch α stays constant); ``epochs=10`` the literal count |
+    | epochs | 10, after 182 of training | the same share of this original's training, at least one (``epochs=None``, :mod:`bench.training.budget`; with one epoch α stays constant); ``epochs=10`` the literal count |
     | batch, mode, augmentation | 256, train mode, the training crop and flip | the same (``augment``) |
     | pruning | none since 6c1ba03 (FT_prune no longer prunes) | none |
     """

@@ -9,8 +9,8 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.tuning.space import IntRange, LogUniform, Uniform
-from bench.train import Recipe, batch_indices, fit, make_optimizer
+from bench.registry.space import IntRange, LogUniform, Uniform
+from bench.training.loop import Recipe, batch_indices, fit, make_optimizer
 
 
 def paired_batches(n_retain: int, retain_batch: int, n_forget: int, forget_batch: int, generator: torch.Generator):
@@ -32,7 +32,7 @@ class NegGradPlus(UnlearningMethod):
     | --- | --- | --- |
     | loss | α·CE_r − (1 − α)·CE_f, batch means, α = 0.9999 (large scale; 0.95 small scale) | the same (``alpha``) |
     | optimiser | SGD lr 0.01, no momentum, weight decay 0 (the paper says 5e-4: issue #4), no schedule | the same |
-    | epochs | 5, after 25 of training (the notebook's ``training_epochs``) | the same share of this original's training, at least one (``epochs=None``, :mod:`bench.budget`; 1 on the cpu profile's digits, 2 on CIFAR-10); ``epochs=5`` the literal count |
+    | epochs | 5, after 25 of training (the notebook's ``training_epochs``) | the same share of this original's training, at least one (``epochs=None``, :mod:`bench.training.budget`; 1 on the cpu profile's digits, 2 on CIFAR-10); ``epochs=5`` the literal count |
     | batches | retain 32, forget 16 (``MIA_experiments``; other notebooks 128 / 32–512), forget batches cycled | the same (``retain_batch_size``, ``forget_batch_size``) |
     | mode, augmentation | train mode (batch norm re-estimated on both batches, each its own forward); no augmentation | the same |
     """

@@ -11,10 +11,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from bench.gradients import summed_gradients
+from bench.training.gradients import summed_gradients
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.tuning.space import IntRange, LogUniform, Uniform
-from bench.train import Recipe, batch_indices, block_batches, fit, make_optimizer
+from bench.registry.space import IntRange, LogUniform, Uniform
+from bench.training.loop import Recipe, batch_indices, block_batches, fit, make_optimizer
 from methods.amnesiac import random_wrong_labels
 
 Mask = dict[str, torch.Tensor]
@@ -80,7 +80,7 @@ class RandomLabels(UnlearningMethod):
     | epoch | CIFAR-10 since f31f82e: a pass over the forget set, then one over the retain set; before it (the paper's runs) and for CIFAR-100: both shuffled together | forget first (``order="forget_first"``); ``"mixed"``: the paper-era order |
     | random labels | uniform over all K classes, true class included, drawn per batch (per epoch in the mixed order) | uniform over K, drawn per epoch (each forget sample is seen once an epoch, so the same draw); ``labels="other"``: y' ≠ y as the paper writes |
     | optimiser | SGD lr 0.01, momentum 0.9 (no Nesterov), weight decay 5e-4 on every parameter, constant (the 91/136 milestones never come) | the same |
-    | epochs | 10, after 182 of training | the same share of this original's training, at least one (``epochs=None``, :mod:`bench.budget`; 1 on the cpu profile, 2 on quick); ``epochs=10`` the literal count |
+    | epochs | 10, after 182 of training | the same share of this original's training, at least one (``epochs=None``, :mod:`bench.training.budget`; 1 on the cpu profile, 2 on quick); ``epochs=10`` the literal count |
     | batch, mode, augmentation | 256, train mode, the training crop and flip | the same (``augment``) |
     """
 

@@ -11,16 +11,16 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from bench.budget import scaled_epochs
+from bench.training.budget import scaled_epochs
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.tuning.space import IntRange, LogUniform
-from bench.splits import Scenario
-from bench.train import Recipe, batch_indices, fit, make_optimizer
+from bench.registry.space import IntRange, LogUniform
+from bench.data.splits import Scenario
+from bench.training.loop import Recipe, batch_indices, fit, make_optimizer
 
 # The two CIFAR-10 settings of the authors' notebooks (meghdadk/SCRUB 98ffb11): whole-class
 # forgetting (large_scale_unlearning.ipynb) and a random subset (MIA_experiments.ipynb). Both
 # notebooks' originals trained for 25 epochs (``training_epochs``): the epoch counts are scaled
-# to this original's training (bench.budget).
+# to this original's training (bench.training.budget).
 AUTHORS_TRAINING_EPOCHS = 25
 PRESETS = {
     "class": {"epochs": 3, "max_epochs": 2, "gamma": 0.99, "alpha": 0.001, "retain_batch_size": 256, "forget_batch_size": 512},
@@ -49,7 +49,7 @@ class Scrub(UnlearningMethod):
     optimiser for both. Defaults: meghdadk/SCRUB (98ffb11) ``thirdparty/repdistiller/helper/
     loops.py::train_distill`` and the notebooks' outer loop; the settings left at ``None``
     come from the notebook for the cell's scenario (``PRESETS``), its epoch counts as the same
-    share of this original's training as of the notebooks' 25 (:mod:`bench.budget`).
+    share of this original's training as of the notebooks' 25 (:mod:`bench.training.budget`).
 
     | aspect | authors' code | here |
     | --- | --- | --- |

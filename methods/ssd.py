@@ -7,9 +7,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from bench.gradients import summed_gradients
+from bench.training.gradients import summed_gradients
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.tuning.space import LogUniform
+from bench.registry.space import LogUniform
 
 
 def importances(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, preprocess, batch_size: int) -> dict[str, torch.Tensor]:

@@ -10,9 +10,9 @@ from pydantic import Field
 from torch import nn
 
 from bench.registry import MethodConfig, UnlearnTask, UnlearningMethod, register
-from bench.tuning.space import IntRange, LogUniform
-from bench.splits import per_class_subset
-from bench.train import Recipe, autocast, train
+from bench.registry.space import IntRange, LogUniform
+from bench.data.splits import per_class_subset
+from bench.training.loop import Recipe, autocast, train
 
 
 @register("unsir")

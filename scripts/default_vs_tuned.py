@@ -12,9 +12,9 @@ import sys
 
 import pandas as pd
 
-from bench.cli import results_table_command
-from bench.errors import cli_main
-from bench.results import read_results_table, seed_matrix
+from bench.running.cli import results_table_command
+from bench.core.errors import cli_main
+from bench.running.results import read_results_table, seed_matrix
 
 METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_entropy", "avg_gap")
 SUFFIX = "+tuned"

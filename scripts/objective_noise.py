@@ -26,7 +26,7 @@ Two noise sources, each at the method's defaults (the config's entry parameters)
   full validation set: the sd over the K runs.
 
 Every term is computed with the project's metric functions: accuracies with
-``bench.evaluate.split_metrics`` and the attacks with ``bench.evaluate.mia_metrics`` (only the
+``bench.evaluation.evaluate.split_metrics`` and the attacks with ``bench.evaluation.evaluate.mia_metrics`` (only the
 attacks the candidates use). sd is the sample sd (ddof = 1).
 
 Output: a tidy CSV (dataset, scenario, method, source, objective, mean, sd, n; the
@@ -58,15 +58,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench.cells import make_task, run_method
-from bench.config import DatasetConfig, MethodEntry, SweepConfig, load_config
-from bench.data import cache_root
-from bench.evaluate import evaluate, mia_metrics, split_metrics
-from bench.grid import Cell, PreparedData, config_numerics, evaluation_splits, generator_for, prepare_data
-from bench.model_store import ModelStore
+from bench.running.cells import make_task, run_method
+from bench.config.sweep import DatasetConfig, MethodEntry, SweepConfig, load_config
+from bench.data.datasets import cache_root
+from bench.evaluation.evaluate import evaluate, mia_metrics, split_metrics
+from bench.running.grid import Cell, PreparedData, config_numerics, evaluation_splits, generator_for, prepare_data
+from bench.running.model_store import ModelStore
 from bench.registry import NotApplicable, get_method
-from bench.splits import Scenario, Split, make_split, parse_scenario
-from bench.train import use_numerics
+from bench.data.splits import Scenario, Split, make_split, parse_scenario
+from bench.training.loop import use_numerics
 
 ACCURACIES = ("forget_acc", "retain_acc", "test_acc")
 ATTACKS = ("mia_entropy", "mia_conf_svc", "mia_auc", "mia_loss_cv")

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.cli import results_table_command
-from bench.errors import cli_main
-from bench.results import read_records
+from bench.running.cli import results_table_command
+from bench.core.errors import cli_main
+from bench.running.results import read_records
 
 METRICS = ("forget_acc", "retain_acc", "test_acc", "test_rest_acc", "avg_gap")
 

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from bench.cells import local_session, run_cell
-from bench.config import load_config
-from bench.data import cache_root
-from bench.errors import cli_main
-from bench.grid import Cell
-from bench.train import resolve_device
+from bench.running.cells import local_session, run_cell
+from bench.config.sweep import load_config
+from bench.data.datasets import cache_root
+from bench.core.errors import cli_main
+from bench.running.grid import Cell
+from bench.training.loop import resolve_device
 from bench.tuning.local import prepare_tuning_data, tuning_view
 from bench.tuning.studies import plan_studies, race_for
 from bench.tuning.trials import judge, trial_measure

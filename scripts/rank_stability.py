@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from bench.errors import UserError, cli_main
-from bench.results import read_results_table
+from bench.core.errors import UserError, cli_main
+from bench.running.results import read_results_table
 
 SUFFIX = "+tuned"
 

@@ -18,13 +18,13 @@ import itertools
 import torch
 from sklearn.model_selection import train_test_split
 
-from bench.data import load_dataset
-from bench.evaluate import predict_logits
-from bench.metrics import accuracy
-from bench.models import build_model
+from bench.data.datasets import load_dataset
+from bench.evaluation.evaluate import predict_logits
+from bench.evaluation.metrics import accuracy
+from bench.data.models import build_model
 from bench.registry import UnlearnTask, get_method, load_plugins
-from bench.splits import parse_scenario
-from bench.train import Preprocess, Recipe, train
+from bench.data.splits import parse_scenario
+from bench.training.loop import Preprocess, Recipe, train
 
 LRS = (0.1, 0.3, 1.0)
 SHARES = (0.02, 0.05, 0.1)

@@ -13,11 +13,11 @@ import pytest
 import torch
 import yaml
 
-from bench.data import load_dataset
-from bench.models import build_model
+from bench.data.datasets import load_dataset
+from bench.data.models import build_model
 from bench.registry import UnlearnTask, get_method
-from bench.splits import make_split, parse_scenario
-from bench.train import Preprocess, Recipe, train
+from bench.data.splits import make_split, parse_scenario
+from bench.training.loop import Preprocess, Recipe, train
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,9 +20,9 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench.config import load_config
-from bench.results import COST_METRICS, read_records
-from bench.store import load_verified, read_metadata
+from bench.config.sweep import load_config
+from bench.running.results import COST_METRICS, read_records
+from bench.core.store import load_verified, read_metadata
 from bench.sweep import run_sweep
 from conftest import ROOT, require_tool, run_module, write_config
 

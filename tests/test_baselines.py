@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.train import Recipe, block_batches
+from bench.training.loop import Recipe, block_batches
 from conftest import make_task, run
 from methods.bad_teacher import INCOMPETENT_SEED_OFFSET
 from methods.l1_sparse import l1_norm, l1_weight
@@ -214,10 +214,10 @@ def test_ssd_dampens_only_weights_far_more_important_to_the_forget_set(digits, a
 def test_the_tuner_tries_scrubs_notebook_settings_for_the_scenario_first(spec, training_epochs, expected):
     """SCRUB leaves its scenario's settings at None; a study's default point is them, filled
     in, the epoch counts scaled from the notebooks' 25 training epochs to the dataset's recipe."""
-    from bench.config import DatasetConfig, MethodEntry
-    from bench.splits import parse_scenario
+    from bench.config.sweep import DatasetConfig, MethodEntry
+    from bench.data.splits import parse_scenario
     from bench.tuning.studies import StudySpec
-    from bench.train import Recipe
+    from bench.training.loop import Recipe
 
     dataset = DatasetConfig(name="digits", model="cnn", recipe=Recipe(epochs=training_epochs))
     study = StudySpec(dataset, parse_scenario(spec, 10), MethodEntry(name="scrub", method="scrub"), "0" * 64)

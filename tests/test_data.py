@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from bench import data
-from bench.errors import UserError
+from bench.data import datasets as data
+from bench.core.errors import UserError
 from conftest import require_data
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.metrics.divergence import (
+from bench.evaluation.metrics.divergence import (
     activation_distance, js_rows, kl_rows, mean_js, mean_kl, prediction_distribution_js, prediction_histogram, zrf,
     zrf_compat,
 )

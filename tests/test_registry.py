@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from bench.registry import ENTRY_POINT_GROUP, UnlearningMethod, get_method, method_names, register
 from conftest import run_module, write_config
 

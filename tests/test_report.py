@@ -15,7 +15,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from bench.config import load_config
+from bench.config.sweep import load_config
 from bench.report import build_report
 from bench.report.figures import pareto_front
 from bench.report.stats import holm
@@ -434,7 +434,7 @@ def test_tuning_held_table_by_hand(tmp_path):
 
 def test_the_tuned_note_states_the_race_and_the_cost_cap():
     from bench.report.tuning import tuned_note
-    from bench.tuning.config import TunedFile
+    from bench.config.tuning import TunedFile
 
     raced = TunedFile.model_validate({**TUNED, "tuning_seeds": [100, 101, 102], "race_z": 2.0, "max_cost_ratio": 1.0,
                                       "objective": "avg_gap_auc", "budget": 20})
@@ -449,7 +449,7 @@ def test_a_study_with_no_completed_trial_has_no_tuned_variant_and_says_so():
     """UNSIR on random forgetting: every trial over the cost cap, so no params and no x+tuned
     cells; the held table says "no tuned variant", counts it apart and judges nothing."""
     from bench.report.tuning import held_summary, study_check
-    from bench.tuning.config import TunedFile
+    from bench.config.tuning import TunedFile
 
     file = TunedFile.model_validate({**TUNED, "objective": "avg_gap_auc", "entries": [
         {"dataset": "digits", "scenario": "random:0.1", "method": "unsir", "method_class": "unsir", "dataset_hash": "h",

@@ -100,7 +100,7 @@ def test_paired_check_tuned_against_defaults_by_hand():
 
 def test_best_so_far_and_late_best_share_by_hand():
     from bench.report.tuning import best_so_far, best_trial, late_best_share
-    from bench.tuning.config import TunedEntry
+    from bench.config.tuning import TunedEntry
 
     assert best_so_far([0.4, None, 0.2, 0.3, 0.1]) == [0.4, 0.4, 0.2, 0.2, 0.1]
     assert best_so_far([None, 0.5, None]) == [None, 0.5, 0.5] and best_so_far([]) == []

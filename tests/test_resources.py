@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.resources import PeakMemory
+from bench.core.resources import PeakMemory
 
 MIB = 2**20
 

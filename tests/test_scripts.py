@@ -72,7 +72,7 @@ def test_run_all_rejects_an_unknown_profile():
 
 
 def test_default_vs_tuned_table_by_hand(tmp_path):
-    from bench.results import rebuild_results_csv
+    from bench.running.results import rebuild_results_csv
     from conftest import hand_record, run_module, write_records
 
     metrics = lambda gap, speedup: {  # noqa: E731
@@ -135,7 +135,7 @@ def test_option_effects_table_by_hand(tmp_path):
 
 
 def test_class_forgetting_table_by_hand(tmp_path):
-    from bench.results import rebuild_results_csv
+    from bench.running.results import rebuild_results_csv
     from conftest import hand_record, run_module, write_records
 
     metrics = lambda forget, rest, speedup: {"forget_acc": forget, "test_rest_acc": rest, "avg_gap": 0.1, "speedup": speedup}  # noqa: E731
@@ -174,7 +174,7 @@ def test_class_forgetting_table_by_hand(tmp_path):
 def test_rank_stability_by_hand(tmp_path):
     """Two sweeps' tuned variants ranked per scenario: Spearman, the pairs that swap, and which
     swaps lie within the seeds' noise (paired difference within 2 standard errors in either)."""
-    from bench.results import rebuild_results_csv
+    from bench.running.results import rebuild_results_csv
     from conftest import hand_record, run_module, write_records
 
     values = {

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.errors import UserError
-from bench.splits import index_sha256, load_split, make_split, parse_scenario, save_split
+from bench.core.errors import UserError
+from bench.data.splits import index_sha256, load_split, make_split, parse_scenario, save_split
 
 LABELS = torch.arange(1000) % 10
 

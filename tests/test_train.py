@@ -6,15 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.data import load_dataset
-from bench.evaluate import predict_logits
-from bench.metrics import accuracy
-from bench.models import build_model
-from bench.config import load_config
-from bench.evaluation_config import ForgetQualityConfig
-from bench.grid import cell_key, plan_cells, prepare_data
-from bench.model_store import ModelStore
-from bench.train import (
+from bench.data.datasets import load_dataset
+from bench.evaluation.evaluate import predict_logits
+from bench.evaluation.metrics import accuracy
+from bench.data.models import build_model
+from bench.config.sweep import load_config
+from bench.evaluation.config import ForgetQualityConfig
+from bench.running.grid import cell_key, plan_cells, prepare_data
+from bench.running.model_store import ModelStore
+from bench.training.loop import (
     PRECISIONS, Preprocess, Recipe, autocast, cached_training, make_optimizer, make_schedule, numerics_fields, random_crop,
     random_flip, train, use_numerics,
 )
@@ -89,7 +89,7 @@ def test_cache_hit_miss_and_corrupted_file(tmp_path):
         fits.append(1)
         with torch.no_grad():
             model.weight.fill_(float(len(fits)))
-        from bench.train import TrainLog
+        from bench.training.loop import TrainLog
 
         return TrainLog([0.0], seconds=1.5)
 
@@ -156,17 +156,17 @@ def test_numerics_switches_key_models_and_cells_apart(tmp_path):
 def test_a_forget_quality_change_redoes_only_the_cells_that_compute_it(tmp_path, monkeypatch):
     """FORGET_QUALITY_VERSION is in the key of a cell whose evaluation computes forget quality,
     and in no other: a change to the score leaves every other finished cell finished."""
-    import bench.grid
+    import bench.running.grid
 
     config = load_config(write_config(tmp_path / "c.yaml"))
     prepared = prepare_data(config.datasets[0], torch.device("cpu"))
     cell = plan_cells(config, {prepared.config.name: prepared})[0]
     plain, costly = config.evaluation, config.evaluation.model_copy(update={"forget_quality": ForgetQualityConfig()})
     before = {name: cell_key(cell, prepared, evaluation) for name, evaluation in (("plain", plain), ("costly", costly))}
-    monkeypatch.setattr(bench.grid, "FORGET_QUALITY_VERSION", bench.grid.FORGET_QUALITY_VERSION + 1)
+    monkeypatch.setattr(bench.running.grid, "FORGET_QUALITY_VERSION", bench.running.grid.FORGET_QUALITY_VERSION + 1)
     after = {name: cell_key(cell, prepared, evaluation) for name, evaluation in (("plain", plain), ("costly", costly))}
     assert before["plain"] == after["plain"] and before["costly"] != after["costly"]
-    assert bench.grid.evaluation_versions(plain) == {"metrics_version": bench.grid.METRICS_VERSION}
+    assert bench.running.grid.evaluation_versions(plain) == {"metrics_version": bench.running.grid.METRICS_VERSION}
 
 
 def test_precision_switch_sets_autocast():
@@ -196,7 +196,7 @@ def test_warm_up_leaves_no_import_for_the_timed_regions():
 
     script = (
         "import sys, torch\n"
-        "from bench.train import warm_up, make_optimizer, Recipe\n"
+        "from bench.training.loop import warm_up, make_optimizer, Recipe\n"
         "warm_up(torch.device('cpu'))\n"
         "before = set(sys.modules)\n"
         "model = torch.nn.Linear(3, 2)\n"

@@ -16,13 +16,13 @@ import pytest
 import torch
 import yaml
 
-from bench.config import load_config
-from bench.data import holdout_validation, load_dataset
+from bench.config.sweep import load_config
+from bench.data.datasets import holdout_validation, load_dataset
 from bench.registry import method_names
 from bench.tuning.studies import TrialOutcome
 from bench.tuning.trials import judge
 from bench.tuning.command import run_tune
-from bench.tuning.config import TunedFile, TuningConfig
+from bench.config.tuning import TunedFile, TuningConfig
 from conftest import ROOT, run_module, write_config
 
 
@@ -147,7 +147,7 @@ def test_a_space_the_config_would_reject_is_refused_at_registration():
     from pydantic import Field
 
     from bench.registry import MethodConfig, UnlearningMethod, register
-    from bench.tuning.space import IntRange, LogUniform
+    from bench.registry.space import IntRange, LogUniform
 
     class Bad(UnlearningMethod):
         class Config(MethodConfig):
@@ -302,7 +302,7 @@ def test_a_tuned_file_that_does_not_fit_the_sweep_is_one_line_exit_2(tmp_path, c
              "defaults": {"lr": 0.02, "epochs": 1}, "params": {"lr": 0.05, "epochs": 3}, "trials": 3},
         ],
     }
-    from bench.config import DatasetConfig, dataset_hash
+    from bench.config.sweep import DatasetConfig, dataset_hash
 
     from bench.registry import get_method
 

@@ -15,13 +15,13 @@ import yaml
 from PIL import Image
 from safetensors.numpy import load_file
 
-from bench.config import load_config
-from bench.data import load_dataset
-from bench.grid import config_numerics, prepare_data, sweep_hold_out
-from bench.model_store import ModelStore
+from bench.config.sweep import load_config
+from bench.data.datasets import load_dataset
+from bench.running.grid import config_numerics, prepare_data, sweep_hold_out
+from bench.running.model_store import ModelStore
 from bench.tuning.command import run_tune
 from bench.tuning.local import prepare_tuning_data
-from bench.tuning.config import TunedFile
+from bench.config.tuning import TunedFile
 from conftest import require_tool, write_config
 from test_tune import trial_rows
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 import yaml
 
-from bench.cells import Measure, run_cell
-from bench.config import load_config
-from bench.grid import Cell, cell_key, config_numerics, prepare_data
-from bench.model_store import ModelStore
-from bench.splits import parse_scenario
-from bench.tuning.config import TuningConfig
+from bench.running.cells import Measure, run_cell
+from bench.config.sweep import load_config
+from bench.running.grid import Cell, cell_key, config_numerics, prepare_data
+from bench.running.model_store import ModelStore
+from bench.data.splits import parse_scenario
+from bench.config.tuning import TuningConfig
 from bench.tuning.studies import Race, race_for
 from conftest import run_module, write_config
 
@@ -146,7 +146,7 @@ def test_a_cell_is_what_it_computes_not_what_it_is_called(tmp_path):
 
 
 def test_a_tuned_variant_with_the_defaults_parameters_is_the_default_cell(tmp_path):
-    from bench.config import DatasetConfig, dataset_hash
+    from bench.config.sweep import DatasetConfig, dataset_hash
     from bench.registry import get_method
 
     config_path = write_config(tmp_path / "c.yaml", scenarios=["class:3"], methods=["ssd"], tuned="tuned.yaml")

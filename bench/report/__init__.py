@@ -15,14 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from bench.report.figures import Figure, all_figures
 from bench.report.load import Results, load_results
 from bench.report.page import build_page
 from bench.report.render import Table, write_table
 from bench.report.overview import all_tables
 from bench.report.tables import ReportOptions
-from bench.store import atomic_write_text
+from bench.core.store import atomic_write_text
 
 DEFAULT_PROPOSED = "fcalb"
 INTERVALS = ("t", "bootstrap")

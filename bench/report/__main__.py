@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.errors import cli_main
+from bench.core.errors import cli_main
 from bench.report import DEFAULT_PROPOSED, INTERVALS, build_report
 from bench.report.labels import overlapping_pairs
 

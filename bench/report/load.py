@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench.errors import UserError
-from bench.results import read_record, runs_dir
-from bench.tuning.config import TunedFile, read_tuned_file
+from bench.core.errors import UserError
+from bench.running.results import read_record, runs_dir
+from bench.config.tuning import TunedFile, read_tuned_file
 
 CELL = ["dataset", "model", "scenario", "seed", "method"]
 GROUP = ["dataset", "model", "scenario"]
@@ -55,7 +55,7 @@ def _is_number(value: Any) -> bool:
 
 
 def check_record(record: dict[str, Any], path: Path) -> None:
-    """What the report relies on beyond :func:`bench.results.read_record`'s checks."""
+    """What the report relies on beyond :func:`bench.running.results.read_record`'s checks."""
     where = f"run record {str(path)!r}"
     if not isinstance(record["seed"], int) or isinstance(record["seed"], bool):
         raise UserError(f"{where} has seed {record['seed']!r}; a seed is an integer")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import colorsys
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 from bench.registry import get_method
 from bench.report.tuning import TUNED_SUFFIX
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.store import atomic_write_text
+from bench.core.store import atomic_write_text
 
 MARK_LATEX = {"†": r"$^{\dagger}$", "‡": r"$^{\ddagger}$", "§": r"$^{\S}$"}
 # The characters the report writes that pdflatex's default input encoding does not know.

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.render import Cell, Table
-from bench.tuning.config import TunedEntry, TunedFile
+from bench.config.tuning import TunedEntry, TunedFile
 
 TUNED_SUFFIX = "+tuned"
 TUNED_MARK = "§"

@@ -27,15 +27,15 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
-from bench.cells import code_commit, local_session
-from bench.cli import BACKENDS, add_run_options, check_run_options
-from bench.config import SweepConfig, dataset_hash, load_config
-from bench.data import cache_root
-from bench.errors import UserError, cli_main
-from bench.grid import PreparedData
-from bench.store import atomic_write_text, stable_hash
-from bench.train import resolve_device
-from bench.tuning.config import TunedFile
+from bench.running.cells import code_commit, local_session
+from bench.running.cli import BACKENDS, add_run_options, check_run_options
+from bench.config.sweep import SweepConfig, dataset_hash, load_config
+from bench.data.datasets import cache_root
+from bench.core.errors import UserError, cli_main
+from bench.running.grid import PreparedData
+from bench.core.store import atomic_write_text, stable_hash
+from bench.training.loop import resolve_device
+from bench.config.tuning import TunedFile
 from bench.tuning.local import prepare_tuning_data, tuning_view
 from bench.tuning.studies import StudyDriver, plan_studies
 from bench.tuning.trials import run_trial
@@ -59,7 +59,7 @@ def run_tune(
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
     if backend == "ray":
-        from bench.ray_backend import require_ray
+        from bench.running.ray_backend import require_ray
 
         require_ray()
     check_storage(out_dir)
@@ -72,7 +72,7 @@ def run_tune(
     specs = plan_studies(config, datasets)
     cache = (cache_dir or cache_root()) / "models"
     if backend == "ray":
-        from bench.ray_backend import ray_session
+        from bench.running.ray_backend import ray_session
 
         session = ray_session(address)
     else:
@@ -85,7 +85,7 @@ def run_tune(
             driver.stopped = only is not None and driver.spec.entry.name not in only
         ended_before = sum(len(d.counted()) for d in drivers)
         if backend == "ray":
-            from bench.ray_backend import tune_on_ray
+            from bench.tuning.ray import tune_on_ray
 
             tune_on_ray(config, drivers, out_dir.resolve(), cache.resolve(), progress)
         else:

@@ -1,14 +1,14 @@
 """The tuner's view of the data (validation in the test set's place, no test set) and of the
 sweep config. The local backend (:mod:`bench.tuning.command`) and ``--replay``
-(:mod:`bench.tuning.replay`) run trials on it in a :func:`bench.cells.local_session`; the Ray
+(:mod:`bench.tuning.replay`) run trials on it in a :func:`bench.running.cells.local_session`; the Ray
 backend builds the same view in its workers."""
 
 from __future__ import annotations
 
 import torch
 
-from bench.config import SweepConfig
-from bench.grid import PreparedData, prepare_data
+from bench.config.sweep import SweepConfig
+from bench.running.grid import PreparedData, prepare_data
 
 
 def tuning_view(config: SweepConfig) -> SweepConfig:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import optuna
 
-from bench.config import SweepConfig
-from bench.errors import UserError
-from bench.grid import Cell
-from bench.cells import local_session, run_cell
-from bench.train import resolve_device
+from bench.config.sweep import SweepConfig
+from bench.core.errors import UserError
+from bench.running.grid import Cell
+from bench.running.cells import local_session, run_cell
+from bench.training.loop import resolve_device
 from bench.tuning.local import prepare_tuning_data, tuning_view
 from bench.tuning.studies import StudySpec, plan_studies
 from bench.tuning.trials import judge, trial_measure

@@ -20,13 +20,13 @@ import numpy as np
 import optuna
 from optuna.trial import Trial, TrialState
 
-from bench.config import DatasetConfig, EvaluationConfig, MethodEntry, SweepConfig
-from bench.grid import METRICS_VERSION, TRAINING_VERSION, PreparedData, config_numerics, dataset_slug, derive_seed
+from bench.config.sweep import DatasetConfig, EvaluationConfig, MethodEntry, SweepConfig
+from bench.running.grid import METRICS_VERSION, TRAINING_VERSION, PreparedData, config_numerics, dataset_slug, derive_seed
 from bench.registry import get_method
-from bench.tuning.space import SearchSpace, describe_space, suggest
-from bench.splits import Scenario, parse_scenario
-from bench.store import stable_hash
-from bench.tuning.config import TunedEntry, TuningConfig
+from bench.registry.space import SearchSpace, describe_space, suggest
+from bench.data.splits import Scenario, parse_scenario
+from bench.core.store import stable_hash
+from bench.config.tuning import TunedEntry, TuningConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

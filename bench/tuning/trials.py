@@ -1,6 +1,6 @@
 """One trial of the tuner: a method's parameters run as sweep cells, seed after seed.
 
-A trial is the cell runner's work (:func:`bench.cells.run_cell`, the same code and records
+A trial is the cell runner's work (:func:`bench.running.cells.run_cell`, the same code and records
 as a sweep, measuring only what the objective reads and the method's operations), on the
 tuner's view of the data (validation in the test set's place), once per tuning seed in
 order. After each seed it may end: failed (the method failed), rejected (over a cost cap)
@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from bench.cells import Measure, run_cell
-from bench.config import SweepConfig
-from bench.evaluate import ATTACKS, metric_terms
-from bench.grid import Cell, PreparedData
-from bench.model_store import ModelStore
-from bench.tuning.config import TuningConfig
+from bench.running.cells import Measure, run_cell
+from bench.config.sweep import SweepConfig
+from bench.evaluation.evaluate import ATTACKS, metric_terms
+from bench.running.grid import Cell, PreparedData
+from bench.running.model_store import ModelStore
+from bench.config.tuning import TuningConfig
 from bench.tuning.studies import Race, StudySpec, TrialOutcome
 
 

@@ -15,15 +15,15 @@ from typing import Any
 
 import torch
 
-from bench.config import DatasetConfig, EvaluationConfig, MethodEntry, SweepConfig
-from bench.data import ImageData, holdout_validation, load_dataset, subsample, without_validation
-from bench.errors import UserError
-from bench.evaluate import SplitData
+from bench.config.sweep import DatasetConfig, EvaluationConfig, MethodEntry, SweepConfig
+from bench.data.datasets import ImageData, holdout_validation, load_dataset, subsample, without_validation
+from bench.core.errors import UserError
+from bench.evaluation.evaluate import SplitData
 from bench.registry import get_method
-from bench.results import read_record, record_path
-from bench.splits import Scenario, Split, load_split, make_split, parse_scenario, save_split
-from bench.store import stable_hash
-from bench.train import Preprocess, numerics_fields
+from bench.running.results import read_record, record_path
+from bench.data.splits import Scenario, Split, load_split, make_split, parse_scenario, save_split
+from bench.core.store import stable_hash
+from bench.training.loop import Preprocess, numerics_fields
 
 # Bump when a change to training makes cached models obsolete.
 TRAINING_VERSION = 2
@@ -101,9 +101,9 @@ def prepare_data(
     config: DatasetConfig, device: torch.device, validation: float | int | None = None, *, hold_out: float | int | None = None
 ) -> PreparedData:
     """The dataset as a sweep uses it: with ``hold_out``, the training set less the tuner's
-    validation part (see :func:`bench.data.without_validation`). With ``validation``, the
+    validation part (see :func:`bench.data.datasets.without_validation`). With ``validation``, the
     tuner's view instead: that share (or count) of the training set held out as the evaluation
-    set, and no test set (see :func:`bench.data.holdout_validation`)."""
+    set, and no test set (see :func:`bench.data.datasets.holdout_validation`)."""
     data = subsample(load_dataset(config.name), config.train_size, None if validation else config.test_size)
     if validation:
         data = holdout_validation(data, validation)
@@ -241,7 +241,7 @@ def write_splits(config: SweepConfig, datasets: dict[str, PreparedData], out_dir
 def config_numerics(config: SweepConfig) -> dict[str, Any]:
     """What changes results besides the inputs, for model and cell keys: the intra-op thread
     count (float sums split another way round differently; training amplifies it) and the
-    numerics switches (:func:`bench.train.numerics_fields`)."""
+    numerics switches (:func:`bench.training.loop.numerics_fields`)."""
     return {"threads": task_threads(config), **numerics_fields(config.compile, config.precision)}
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.errors import UserError, read_user_text
-from bench.store import atomic_write_json, atomic_write_text
+from bench.core.errors import UserError, read_user_text
+from bench.core.store import atomic_write_json, atomic_write_text
 
 # Metrics that measure the machine as much as the method: they differ between two runs of
 # the same cell, unlike every other metric, which is bit-for-bit reproducible on one machine.

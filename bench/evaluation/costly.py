@@ -2,7 +2,7 @@
 and the NeurIPS 2023 unlearning challenge's forget quality from K runs per method.
 
 The procedures that need a model live here; the scores themselves are pure functions of
-arrays (:mod:`bench.metrics.forget_quality`, :func:`relearn_metrics`).
+arrays (:mod:`bench.evaluation.metrics.forget_quality`, :func:`relearn_metrics`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.evaluation_config import RelearnConfig
-from bench.evaluate import SplitData, predict_logits
-from bench.metrics import accuracy
-from bench.metrics.forget_quality import forget_quality, logit_scaled_confidence
-from bench.train import Preprocess, autocast, batch_indices
+from bench.evaluation.config import RelearnConfig
+from bench.evaluation.evaluate import SplitData, predict_logits
+from bench.evaluation.metrics import accuracy
+from bench.evaluation.metrics.forget_quality import forget_quality, logit_scaled_confidence
+from bench.training.loop import Preprocess, autocast, batch_indices
 
 
 T = TypeVar("T")

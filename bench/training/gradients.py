@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.train import Preprocess, autocast, batch_indices
+from bench.training.loop import Preprocess, autocast, batch_indices
 
 
 def summed_gradients(

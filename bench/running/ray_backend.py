@@ -1,11 +1,7 @@
-"""The Ray backend: a sweep as a graph of Ray tasks, and the tuner's trials as Ray tasks.
+"""The Ray backend: a sweep as a graph of Ray tasks (the tuner's trials run as Ray tasks
+through the same worker state: :mod:`bench.tuning.ray`).
 
     python -m bench.sweep --config configs/cpu.yaml --backend ray [--address ray://head:10001]
-    python -m bench.tune --config configs/cpu.yaml --backend ray [--address ray://head:10001]
-
-The tuner keeps its Optuna studies in the driver (ask and tell against one SQLite file,
-which only the driver opens: SQLite over a shared file system is unsafe for many writers)
-and runs each trial as a task; see :func:`tune_on_ray`.
 
 Without an address a local Ray instance is started (and stopped at the end); with one
 the sweep joins that cluster. The graph: one task per original model (dataset, seed),
@@ -38,20 +34,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from bench.config import SweepConfig
-from bench.errors import UserError
-from bench.results import write_record
-from bench.splits import parse_scenario
-from bench.store import stable_hash
-from bench.cells import environment, run_cell
-from bench.grid import (
+from bench.config.sweep import SweepConfig
+from bench.core.errors import UserError
+from bench.running.results import write_record
+from bench.data.splits import parse_scenario
+from bench.core.store import stable_hash
+from bench.running.cells import environment, run_cell
+from bench.running.grid import (
     Cell, PreparedData, config_numerics, needs_update_record, plan_cells, planned_splits, prepare_data, split_for,
     sweep_hold_out, task_threads,
 )
-from bench.model_store import ModelStore
-from bench.tuning.studies import Race, StudyDriver, StudySpec, TrialOutcome
-from bench.tuning.trials import run_trial
-from bench.train import resolve_device, use_numerics, warm_up
+from bench.running.model_store import ModelStore
+from bench.training.loop import resolve_device, use_numerics, warm_up
 
 
 def require_ray():
@@ -119,53 +113,6 @@ def run_cell_task(config_json: str, cache: str, threads: int, out_dir: str, cell
     cell = next(c for c in plan_cells(state.config, state.datasets) if c.cell_id == cell_id)
     record = run_cell(cell, state.datasets[cell.dataset.name], state.models, Path(out_dir), state.config, state.env)
     return summary(record)
-
-
-def run_trial_task(
-    config_json: str, cache: str, threads: int, out_dir: str, study: StudySpec, params: dict[str, Any], number: int,
-    race: Race,
-) -> TrialOutcome:
-    """Run one trial of the tuner (its cells, seed after seed, in its race) in a worker."""
-    state = worker_state(config_json, cache, threads, out_dir, tuning=True)
-    prepared = state.datasets[study.dataset.name]
-    return run_trial(study, params, number, race, prepared, state.models, Path(out_dir), state.config, state.env)
-
-
-def tune_on_ray(config: SweepConfig, drivers: list[StudyDriver], out_dir: Path, cache: Path, progress: bool) -> None:
-    """Every study at once, each with up to ``tuning.parallel`` trials in flight as Ray tasks;
-    the driver alone asks and tells (the studies' storage is the driver's). With one trial
-    in flight per study, each study's sequence is the local backend's."""
-    ray = require_ray()
-    options = task_options(ray, config)
-    common = (config.model_dump_json(), str(cache), task_threads(config), str(out_dir))
-    remote = ray.remote(run_trial_task).options(**options)
-    in_flight: dict[Any, tuple[StudyDriver, int]] = {}
-
-    def submit(driver: StudyDriver) -> None:
-        while driver.remaining() and len(driver.in_flight) < config.tuning.parallel:
-            number, params, race = driver.ask()
-            in_flight[remote.remote(*common, driver.spec, params, number, race)] = (driver, number)
-
-    bar = tqdm(total=sum(d.remaining() for d in drivers), desc=f"tune {config.sweep} (ray)", unit="trial", disable=not progress)
-    for driver in drivers:
-        submit(driver)
-    while in_flight:
-        done, _ = ray.wait(list(in_flight), num_returns=1)
-        driver, number = in_flight.pop(done[0])
-        try:
-            outcome = ray.get(done[0])
-        except Exception as error:  # the task died (a lost worker, a training that raised): retried next run
-            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            driver.abandon(number, reason)
-            tqdm.write(f"trial {driver.spec.name} #{number} died ({reason}); the study goes on in the next run", file=sys.stderr)
-            bar.update(1)
-            continue
-        driver.tell(number, outcome)
-        if outcome.state == "failed":
-            tqdm.write(f"trial {driver.spec.name} #{number} failed: {outcome.reason}", file=sys.stderr)
-        bar.update(1)
-        submit(driver)
-    bar.close()
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:

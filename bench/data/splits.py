@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from bench.errors import UserError
-from bench.store import load_verified, save_tensors
+from bench.core.errors import UserError
+from bench.core.store import load_verified, save_tensors
 
 SCENARIO_KINDS = ("class", "random")
 

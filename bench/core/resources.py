@@ -36,7 +36,7 @@ class PeakMemory:
     for a block holding 300). On both devices garbage is collected before the level at
     entry is read, so that a collection in the middle of the block cannot lower it either;
     that full collection takes ~0.2 s in a process that has imported PyTorch, ~2 ms once
-    the long-lived objects are frozen (:func:`bench.train.warm_up`, before a sweep's cells).
+    the long-lived objects are frozen (:func:`bench.training.loop.warm_up`, before a sweep's cells).
     """
 
     def __init__(self, device: torch.device, interval: float = 0.002):

@@ -25,7 +25,7 @@ def _wide(t: torch.Tensor) -> torch.Tensor:
 
 
 class UpdateRecorder:
-    """A step hook for :func:`bench.train.train` that sums the updates of the batches
+    """A step hook for :func:`bench.training.loop.train` that sums the updates of the batches
     holding any sample of each forget set (``forget_sets``: name → training indices)."""
 
     def __init__(self, forget_sets: dict[str, torch.Tensor], num_samples: int):

@@ -15,9 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bench.errors import UserError, read_user_text
+from bench.core.errors import UserError, read_user_text
 
-# What a study may minimise: run-record metrics where lower is better (bench.evaluate:
+# What a study may minimise: run-record metrics where lower is better (bench.evaluation.evaluate:
 # AVERAGE_GAPS and the gaps they average; avg_gap is SalUn's Avg. Gap, Fan et al. ICLR 2024).
 Objective = Literal[
     "avg_gap_auc", "avg_gap", "avg_gap_entropy", "acc_gap", "gap_forget_acc", "gap_retain_acc", "gap_test_acc",

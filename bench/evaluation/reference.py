@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.costly import RunOutcome
-from bench.evaluate import Evaluation
-from bench.store import atomic_write_bytes
-from bench.train import CachedModel
+from bench.evaluation.costly import RunOutcome
+from bench.evaluation.evaluate import Evaluation
+from bench.core.store import atomic_write_bytes
+from bench.training.loop import CachedModel
 
 
 @dataclass(frozen=True)

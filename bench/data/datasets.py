@@ -2,7 +2,7 @@
 
 Every dataset is loaded once per process into ``(N, C, H, W)`` uint8 images and
 int64 labels with a fixed train/test split. Normalisation and augmentation happen
-later, batched, on the model's device (see :mod:`bench.train`). Decoded image
+later, batched, on the model's device (see :mod:`bench.training.loop`). Decoded image
 folders are cached as safetensors files under the cache folder, never in the data
 root, which may be read-only.
 
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.errors import UserError
-from bench.store import load_verified, save_tensors, tensor_sha256
+from bench.core.errors import UserError
+from bench.core.store import load_verified, save_tensors, tensor_sha256
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -251,7 +251,7 @@ def _torchvision_mnist(name: str, dataset_class_name: str) -> ImageData:
 
 
 def _download(name: str, looked: list[str], fetch: Callable[[Path], tuple]):
-    how = "set UNLEARN_DATA to a folder in torchvision's layout (see README, 'Data')"
+    how = "set UNLEARN_DATA to a folder in torchvision's layout (see docs/usage.md, 'Data')"
     if not download_allowed():
         raise UserError(f"dataset {name!r} not found in {', '.join(looked)}; downloading is off (UNLEARN_DOWNLOAD=0); {how}")
     target = cache_root() / "downloads"

@@ -11,21 +11,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.config import EvaluationConfig
-from bench.costly import map_runs, relearn_steps, run_outcome
-from bench.evaluate import evaluate, mia_metrics, predict_logits
-from bench.grid import (
+from bench.config.sweep import EvaluationConfig
+from bench.evaluation.costly import map_runs, relearn_steps, run_outcome
+from bench.evaluation.evaluate import evaluate, mia_metrics, predict_logits
+from bench.running.grid import (
     TRAINING_VERSION, Cell, PreparedData, dataset_slug, derive_seed, evaluation_splits, evaluation_versions, generator_for,
     record_name,
 )
-from bench.metrics.accuracy import accuracy
-from bench.models import build_model
-from bench.resources import OperationCounter
-from bench.reference import Reference, load_reference, save_reference
-from bench.splits import Split
-from bench.store import file_lock, stable_hash
-from bench.train import CachedModel, TrainLog, cached_training, train
-from bench.update_record import UpdateRecorder
+from bench.evaluation.metrics.accuracy import accuracy
+from bench.data.models import build_model
+from bench.core.resources import OperationCounter
+from bench.evaluation.reference import Reference, load_reference, save_reference
+from bench.data.splits import Split
+from bench.core.store import file_lock, stable_hash
+from bench.training.loop import CachedModel, TrainLog, cached_training, train
+from bench.training.update_record import UpdateRecorder
 
 class ModelStore:
     """Original and retrained models of the (dataset, seed) being swept, trained once, cached.

@@ -15,14 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.metrics import accuracy
-from bench.metrics.divergence import (
+from bench.evaluation.metrics import accuracy
+from bench.evaluation.metrics.divergence import (
     activation_distance, mean_js, mean_kl, prediction_distribution_js, prediction_histogram, zrf, zrf_compat,
 )
-from bench.metrics.mia import mia_auc, mia_conf_svc, mia_entropy, mia_loss_cv, mia_mentr_svc, per_example_loss
-from bench.splits import Scenario
-from bench.store import atomic_write_bytes
-from bench.train import Preprocess, autocast, compiled, synchronize
+from bench.evaluation.metrics.mia import mia_auc, mia_conf_svc, mia_entropy, mia_loss_cv, mia_mentr_svc, per_example_loss
+from bench.data.splits import Scenario
+from bench.core.store import atomic_write_bytes
+from bench.training.loop import Preprocess, autocast, compiled, synchronize
 
 SPLITS = ("forget", "retain", "test")
 
@@ -130,7 +130,7 @@ def mia_metrics(
     logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], scenario: Scenario, seed: int,
     svc_max_samples: int | None = None, only: frozenset[str] | None = None,
 ) -> dict[str, float]:
-    """Every membership-inference score of one model (see :mod:`bench.metrics.mia`), or only
+    """Every membership-inference score of one model (see :mod:`bench.evaluation.metrics.mia`), or only
     those named in ``only`` (a tuning trial computes what its objective reads; the SVC and
     cross-validated fits are most of an evaluation's cost). In a class scenario the loss
     attacks compare the forget set with the test samples of the forgotten class, so class

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from bench.errors import UserError
+from bench.core.errors import UserError
 
 _MODELS: dict[str, Callable[[int, int, int], "Classifier"]] = {}
 
@@ -37,7 +37,7 @@ _GLOBAL_RNG = threading.Lock()
 
 def build_model(name: str, in_channels: int, num_classes: int, image_size: int, seed: int) -> "Classifier":
     """A freshly initialised model; the same seed gives the same weights. Its weights are in
-    channels-last layout, as are the batches :class:`bench.train.Preprocess` makes: on the
+    channels-last layout, as are the batches :class:`bench.training.loop.Preprocess` makes: on the
     CPU (oneDNN) this trains about 1.3× and infers about 3.7× faster than the default
     layout for ``cnn`` (measured on 2 cores), and on CUDA it suits tensor cores."""
     if name not in _MODELS:

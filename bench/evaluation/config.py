@@ -1,5 +1,5 @@
 """How cells are evaluated: the inference batch, the SVC attack's sample cap and the costly
-tier (relearn time, forget quality); part of a sweep's config (:mod:`bench.config`)."""
+tier (relearn time, forget quality); part of a sweep's config (:mod:`bench.config.sweep`)."""
 
 from __future__ import annotations
 

@@ -15,16 +15,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bench.data import dataset_num_classes
-from bench.errors import UserError, read_user_text
-from bench.evaluation_config import EvaluationConfig
-from bench.models import model_names
+from bench.data.datasets import dataset_num_classes
+from bench.core.errors import UserError, read_user_text
+from bench.evaluation.config import EvaluationConfig
+from bench.data.models import model_names
 from bench.registry import get_method, method_names
-from bench.splits import parse_scenario
-from bench.tuning.space import describe_space
-from bench.store import stable_hash
-from bench.train import Precision, Recipe
-from bench.tuning.config import TunedFile, TuningConfig, read_tuned_file
+from bench.data.splits import parse_scenario
+from bench.registry.space import describe_space
+from bench.core.store import stable_hash
+from bench.training.loop import Precision, Recipe
+from bench.config.tuning import TunedFile, TuningConfig, read_tuned_file
 
 
 class DatasetConfig(BaseModel):

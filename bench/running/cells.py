@@ -23,22 +23,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.config import TUNED_SUFFIX, EvaluationConfig, SweepConfig
-from bench.costly import RunOutcome, forget_quality_metrics, map_runs, relearn_metrics, relearn_steps, run_outcome
-from bench.evaluate import evaluate, gap_metrics, mia_metrics, reference_metrics, save_logits, weight_distance
-from bench.grid import (
+from bench.config.sweep import TUNED_SUFFIX, EvaluationConfig, SweepConfig
+from bench.evaluation.costly import RunOutcome, forget_quality_metrics, map_runs, relearn_metrics, relearn_steps, run_outcome
+from bench.evaluation.evaluate import evaluate, gap_metrics, mia_metrics, reference_metrics, save_logits, weight_distance
+from bench.running.grid import (
     Cell, PreparedData, cell_key, config_numerics, evaluation_splits, generator_for, method_generator,
     needs_update_record, planned_splits, record_name, setting_params, split_for, task_threads,
 )
-from bench.metrics.divergence import prediction_histogram
-from bench.model_store import ModelStore
-from bench.reference import Reference
+from bench.evaluation.metrics.divergence import prediction_histogram
+from bench.running.model_store import ModelStore
+from bench.evaluation.reference import Reference
 from bench.registry import NotApplicable, UnlearnTask, get_method
-from bench.resources import OperationCounter, PeakMemory
-from bench.results import record_path, write_record
-from bench.splits import Split
-from bench.train import CachedModel, synchronize, use_numerics, warm_up
-from bench.update_record import TrainingRecord
+from bench.core.resources import OperationCounter, PeakMemory
+from bench.running.results import record_path, write_record
+from bench.data.splits import Split
+from bench.training.loop import CachedModel, synchronize, use_numerics, warm_up
+from bench.training.update_record import TrainingRecord
 
 
 def code_commit() -> str:

@@ -27,8 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from tqdm.auto import tqdm
 
-from bench.resources import PeakMemory
-from bench.store import file_lock, load_verified, save_tensors, stable_hash
+from bench.core.resources import PeakMemory
+from bench.core.store import file_lock, load_verified, save_tensors, stable_hash
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -68,7 +68,7 @@ def warm_up(device: torch.device) -> None:
 
     Then the objects the cyclic garbage collector tracks now (modules, datasets, models:
     about 280,000 after PyTorch's imports) are frozen out of its scans (``gc.freeze``): they
-    live as long as the sweep, and a full collection, which :class:`bench.resources.PeakMemory`
+    live as long as the sweep, and a full collection, which :class:`bench.core.resources.PeakMemory`
     runs before every method, takes ~0.2 s here with them and ~2 ms without. No collection
     comes first (it would cost those 0.2 s once more): what little garbage there is now is
     kept, and never freed inside a method, until ``gc.unfreeze()`` gives it all back."""
@@ -342,7 +342,7 @@ def train(
 @dataclass(frozen=True)
 class CachedModel:
     """A trained model from the cache or fresh, with what its training cost (wall time, and
-    peak and added memory as :class:`bench.resources.PeakMemory` measures them; NaN for models
+    peak and added memory as :class:`bench.core.resources.PeakMemory` measures them; NaN for models
     cached before memory was recorded) and the tensors its training hook produced."""
 
     model: nn.Module
