@@ -260,7 +260,9 @@ def test_report_of_a_real_sweep(finished_sweep, tmp_path):
 
 def test_report_page_in_headless_chromium(hand_report, tmp_path):
     """The page opens from disk in a real browser: no console error, no failed request,
-    every figure decodes, every table is there, and a screenshot is not blank."""
+    every figure decodes, every table is there, a screenshot is not blank; it opens on the
+    summary and the claims check, nothing is wider than a 1280-pixel window (wide tables
+    scroll inside their own box), and the configuration is folded at the end."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     require_tool(chromium is not None, "chromium")
     require_tool(importlib.util.find_spec("playwright") is not None, "playwright (the dev extra)")
@@ -280,6 +282,22 @@ def test_report_page_in_headless_chromium(hand_report, tmp_path):
         page.goto(hand_report.html.resolve().as_uri(), wait_until="load")
         images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
         headings = page.evaluate("Array.from(document.querySelectorAll('h3')).map(h => h.id)")
+        layout = page.evaluate("""() => ({
+            scrollWidth: document.documentElement.scrollWidth,
+            wide: Array.from(document.querySelectorAll('body *'))
+                .filter(e => !e.parentElement.closest('.scroll') && !e.closest('details:not([open])'))
+                .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+                .map(e => e.tagName + '#' + e.id),
+            first: Array.from(document.querySelectorAll('h2, h3')).slice(0, 2).map(h => h.id),
+            summaryTop: document.getElementById('summary').getBoundingClientRect().top,
+            folded: Array.from(document.querySelectorAll('details[id]')).map(d => [d.id, d.open, !!d.querySelector('#config'),
+                                                                                  !!d.querySelector('#environment')]),
+            after: document.getElementById('config-section').compareDocumentPosition(document.getElementById('failures-section')),
+        })""")
+        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+        opened = page.evaluate("""() => ({scrollWidth: document.documentElement.scrollWidth, wide: Array.from(
+            document.querySelectorAll('body *')).filter(e => !e.parentElement.closest('.scroll'))
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5).map(e => e.tagName + '#' + e.id)})""")
         page.screenshot(path=str(tmp_path / "top.png"))
         page.locator("#cost_vs_quality").scroll_into_view_if_needed()
         page.screenshot(path=str(tmp_path / "figure.png"))
@@ -288,6 +306,11 @@ def test_report_page_in_headless_chromium(hand_report, tmp_path):
     assert len(images) == len(hand_report.figures) >= 12
     assert all(complete and width > 100 and height > 100 for complete, width, height in images)
     assert {t.name for t in hand_report.tables} <= set(headings)
+    assert layout["first"] == ["summary", "claims"] and layout["summaryTop"] < 900  # on the first screen
+    assert layout["scrollWidth"] <= 1280 and layout["wide"] == [], layout["wide"][:10]
+    assert opened["scrollWidth"] <= 1280 and opened["wide"] == [], opened["wide"][:10]  # unfolded, still within
+    assert layout["folded"] == [["config-section", False, True, False], ["environment-section", False, False, True]]
+    assert layout["after"] == 2  # the failures come before the folded configuration (DOCUMENT_POSITION_PRECEDING)
     for shot in ("top.png", "figure.png"):
         pixels = np.asarray(Image.open(tmp_path / shot).convert("L"))
         assert pixels.shape == (900, 1280) and (pixels < 200).mean() > 0.01 and len(np.unique(pixels)) > 16
@@ -461,3 +484,21 @@ def test_a_study_with_no_completed_trial_has_no_tuned_variant_and_says_so():
     assert held_summary([check]) == ("0 of 0 studies: tuned worse than defaults by more than 2 SE (of 1 studies: 0 compared on 2 "
                                      "or more paired seeds, 0 same as defaults, 1 with no tuned variant (no trial completed), "
                                      "0 with fewer than 2 paired seeds).")
+
+
+def test_summary_and_claims_tables_are_written_first(hand_report):
+    """The summary ranks every method but retraining by the objective (here the hand records'
+    avg_gap) with tie letters; the claims check compares fcalb with each baseline; both come
+    first and are written as Markdown, LaTeX and CSV."""
+    assert [t.name for t in hand_report.tables[:2]] == ["summary", "claims"]
+    for name in ("summary", "claims"):
+        assert {p.suffix for p in hand_report.tables_dir.glob(f"{name}.*")} == {".md", ".tex", ".csv"}
+    summary = pd.read_csv(hand_report.tables_dir / "summary.csv")
+    assert set(summary["objective"]) == {"avg_gap"} and "retrain" not in set(summary["method"])
+    for _, group in summary.groupby(["dataset", "scenario"]):
+        ranked = group.dropna(subset=["rank"]).sort_values("rank")
+        assert ranked["mean"].is_monotonic_increasing and ranked["letters"].iloc[0].startswith("a")
+    claims = pd.read_csv(hand_report.tables_dir / "claims.csv")
+    assert set(claims["proposed"]) == {"fcalb"} and set(claims["verdict"]) <= {"better", "worse", "not distinguishable"}
+    assert not {"fcalb_fixed", "retrain", "original"} & set(claims["baseline"])  # its own variants and the references are not baselines
+    assert (claims["p_holm"].dropna() >= claims["p"].dropna()).all()

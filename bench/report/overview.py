@@ -13,6 +13,7 @@ from bench.report.tables import (
     COST_METRICS, RETRAIN, ReportOptions, _best, ablation_table, format_mean_std, gap_table, main_table, method_order,
     significance,
 )
+from bench.report.summary import claims_table, summary_table
 from bench.report.tuning import tuning_held_table, tuning_tables
 
 
@@ -86,10 +87,11 @@ def failures_table(results: Results) -> Table:
 
 
 def all_tables(results: Results, options: ReportOptions) -> tuple[list[Table], pd.DataFrame]:
-    """Every table of the report, in reading order, and the significance frame."""
+    """Every table of the report, in reading order (the summary and the claims check first),
+    and the significance frame."""
     sig = significance(results, options)
     groups = list(results.cells.groupby(GROUP, sort=False).groups)
-    tables = []
+    tables = [t for t in (summary_table(results, options), claims_table(results, options)) if t is not None]
     for group in groups:
         tables.append(main_table(results, group, sig, options))
         if RETRAIN in set(results.cells["method"]):

@@ -18,7 +18,7 @@ from bench.report.load import Results
 from bench.report.render import Table, to_html
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #111; line-height: 1.4; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1200px; box-sizing: border-box; color: #111; line-height: 1.4; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #999; padding-bottom: .2em; margin-top: 2em; }
 h3 { font-size: 1.05em; margin-top: 1.6em; }
 table { border-collapse: collapse; font-size: .82em; margin: .4em 0; }
@@ -28,7 +28,11 @@ thead th { border-bottom: 2px solid #333; } thead th:first-child, tbody th { tex
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: .85em; color: #333; }
 pre { background: #f4f4f4; padding: .6em; overflow-x: auto; font-size: .8em; }
-nav ul { columns: 2; font-size: .9em; }
+nav ul, details.contents ul { columns: 2; font-size: .9em; }
+.scroll { max-width: 100%; overflow-x: auto; }
+table.kv td { white-space: normal; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+details > summary { cursor: pointer; font-weight: bold; margin: 1em 0 .4em; }
 """
 
 
@@ -38,7 +42,7 @@ def _json(value: Any) -> str:
 
 def _key_value_table(rows: list[tuple[str, str]]) -> str:
     body = "".join(f"<tr><th>{html.escape(k)}</th><td style='text-align:left'>{v}</td></tr>" for k, v in rows)
-    return f"<table><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'><table class='kv'><tbody>{body}</tbody></table></div>"
 
 
 def config_section(results: Results) -> str:
@@ -82,25 +86,40 @@ def figure_html(figure: Figure) -> str:
     )
 
 
+FIRST_TABLES = ("summary", "claims")
+FIRST_FIGURES = ("cost_vs_quality",)
+
+
 def build_page(results: Results, tables: list[Table], figures: list[Figure], failures: Table) -> str:
-    """The whole page: config and environment, every table, every figure, the failures."""
-    contents = "".join(f"<li><a href='#{html.escape(t.name)}'>{html.escape(t.title)}</a></li>" for t in tables)
-    contents += "".join(f"<li><a href='#{html.escape(f.name)}'>{html.escape(f.title)}</a></li>" for f in figures)
+    """The whole page, the answer first: the summary, the claims check and the cost-quality
+    picture; then every other table and figure; the failures; then the configuration and
+    environment, folded."""
+    first = [t for t in tables if t.name in FIRST_TABLES]
+    first_figures = [f for f in figures if f.name in FIRST_FIGURES]
+    rest = [t for t in tables if t.name not in FIRST_TABLES and t.name != failures.name]
+    rest_figures = [f for f in figures if f.name not in FIRST_FIGURES]
+    contents = "".join(f"<li><a href='#{html.escape(t.name)}'>{html.escape(t.title)}</a></li>" for t in [*first, *rest])
+    contents += "".join(f"<li><a href='#{html.escape(f.name)}'>{html.escape(f.title)}</a></li>" for f in [*first_figures, *rest_figures])
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = [
         f"<h1>unlearn-bench report: {html.escape(results.name)}</h1>",
         f"<p class='note'>Generated {generated} from {len(results.records)} run records; rebuild with "
         f"<code>python -m bench.report --results {html.escape(' '.join(str(f) for f in results.folders))}</code>.</p>",
-        "<nav><h2>Contents</h2><ul><li><a href='#config'>Configuration</a></li><li><a href='#environment'>Environment</a></li>"
-        f"<li><a href='#failures-section'>Failures</a></li>{contents}</ul></nav>",
-        config_section(results),
-        environment_section(results),
+        "<section id='answer'>",
+        *(to_html(t) for t in first),
+        *(figure_html(f) for f in first_figures),
+        "</section>",
+        "<details class='contents'><summary>Contents</summary><ul>"
+        f"{contents}<li><a href='#failures-section'>Failures</a></li><li><a href='#config'>Configuration</a></li>"
+        "<li><a href='#environment'>Environment</a></li></ul></details>",
         "<h2 id='tables'>Tables</h2>",
-        *(to_html(t) for t in tables if t.name != failures.name),
+        *(to_html(t) for t in rest),
         "<h2 id='figures'>Figures</h2>",
-        *(figure_html(f) for f in figures),
+        *(figure_html(f) for f in rest_figures),
         "<h2 id='failures-section'>Failures</h2>",
         to_html(failures),
+        f"<details id='config-section'><summary>Configuration</summary>{config_section(results)}</details>",
+        f"<details id='environment-section'><summary>Environment</summary>{environment_section(results)}</details>",
     ]
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n<link rel='icon' href='data:,'>\n"

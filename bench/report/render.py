@@ -112,7 +112,7 @@ def to_html(table: Table) -> str:
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in table.notes)
     return (
         f"<h3 id='{html.escape(table.name)}'>{html.escape(table.title)}</h3>\n<p class='caption'>{html.escape(table.caption)}</p>\n"
-        f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n{notes}\n"
+        f"<div class='scroll'><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table></div>\n{notes}\n"
     )
 
 

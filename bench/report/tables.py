@@ -104,7 +104,7 @@ def group_cells(results: Results, group: tuple) -> pd.DataFrame:
     return cells[(cells["dataset"] == group[0]) & (cells["model"] == group[1]) & (cells["scenario"] == group[2])]
 
 
-def _series(matrix: pd.DataFrame, group: tuple, method: str, metric: str) -> pd.Series:
+def seed_values(matrix: pd.DataFrame, group: tuple, method: str, metric: str) -> pd.Series:
     """The values of one metric over seeds (index: seed), NaNs dropped."""
     try:
         part = matrix.loc[(*group, method)]  # index: dataset, model, scenario, method, seed
@@ -144,7 +144,7 @@ def significance(results: Results, options: ReportOptions, metrics: tuple[str, .
                 if method == against:
                     continue
                 for metric in metrics:
-                    ours, theirs = _series(matrix, group, method, metric), _series(matrix, group, against, metric)
+                    ours, theirs = seed_values(matrix, group, method, metric), seed_values(matrix, group, against, metric)
                     seeds = sorted(set(ours.index) & set(theirs.index))
                     test = paired_test(ours.loc[seeds].to_numpy(), theirs.loc[seeds].to_numpy())
                     family.append({
@@ -219,11 +219,11 @@ def metric_table(
     stats = {}
     for method in methods:
         for metric in metrics:
-            values = _series(matrix, group, method, metric)
+            values = seed_values(matrix, group, method, metric)
             stats[method, metric] = (values.mean() if len(values) else np.nan, values.std(ddof=1) if len(values) > 1 else np.nan, len(values))
     rows, data = [], []
     for metric in metrics:
-        retrain_mean = stats.get((RETRAIN, metric), (np.nan,))[0] if RETRAIN in methods else _series(matrix, group, RETRAIN, metric).mean()
+        retrain_mean = stats.get((RETRAIN, metric), (np.nan,))[0] if RETRAIN in methods else seed_values(matrix, group, RETRAIN, metric).mean()
         best = _best({m: stats[m, metric][0] for m in methods}, metric, retrain_mean)
         for method in methods:
             mean, std, n = stats[method, metric]
@@ -312,7 +312,7 @@ def gap_table(results: Results, group: tuple, options: ReportOptions) -> Table:
     data = []
     for method in methods:
         for metric in GAP_METRICS:
-            ours, theirs = _series(matrix, group, method, metric), _series(matrix, group, RETRAIN, metric)
+            ours, theirs = seed_values(matrix, group, method, metric), seed_values(matrix, group, RETRAIN, metric)
             seeds = sorted(set(ours.index) & set(theirs.index))
             gaps = np.abs(ours.loc[seeds].to_numpy() - theirs.loc[seeds].to_numpy())
             low, high = interval(gaps, options.confidence)
