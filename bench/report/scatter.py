@@ -14,7 +14,7 @@ import pandas as pd
 from bench.report.drawing import MARKERS, METHOD_GID, Figure, pyplot, save
 from bench.report.labels import place_labels
 from bench.report.load import GROUP, Results
-from bench.report.tables import RETRAIN, ReportOptions
+from bench.report.tables import RETRAIN, ReportOptions, objective_of
 from bench.report.tuning import is_tuned
 
 MARKER_AREA, STAR_AREA = 30, 110  # pt², a method's marker and retrain's star
@@ -104,29 +104,31 @@ def _legend(grid: np.ndarray, panels: list[Panel]) -> None:
 
 
 def cost_vs_quality(results: Results, options: ReportOptions, folder: Path, colours: dict[str, str]) -> Figure | None:
-    """Wall time (log) against ``avg_gap``, a panel per dataset and scenario, each panel's
-    Pareto front (no method both faster and closer to retrain) drawn as a step line."""
-    if "avg_gap" not in set(results.values["metric"]):
+    """Wall time (log) against the sweep's objective (the summary's, :func:`objective_of`), a
+    panel per dataset and scenario, each panel's Pareto front (no method both faster and
+    closer to retrain) drawn as a step line."""
+    gap = objective_of(results)
+    if gap not in set(results.values["metric"]):
         return None
-    figure, grid, panels = scatter_panels(results, "time_s", "avg_gap")
+    figure, grid, panels = scatter_panels(results, "time_s", gap)
     panels = [(ax, d, label, points[points["time_s"] > 0]) for ax, d, label, points in panels]
     for ax, d, _label, points in panels:
         if points.empty:
             continue
-        _method_points(ax, points, "time_s", "avg_gap", d, colours)
-        front = pareto_front(points, "time_s", "avg_gap")
-        ax.scatter(front["time_s"], front["avg_gap"], marker="o", facecolor="none", edgecolor="0.5", s=90, linewidth=0.8,
+        _method_points(ax, points, "time_s", gap, d, colours)
+        front = pareto_front(points, "time_s", gap)
+        ax.scatter(front["time_s"], front[gap], marker="o", facecolor="none", edgecolor="0.5", s=90, linewidth=0.8,
                    zorder=2)
-        ax.step(front["time_s"], front["avg_gap"], where="post", color="0.5", linewidth=0.8)
+        ax.step(front["time_s"], front[gap], where="post", color="0.5", linewidth=0.8)
     for ax in grid.flat:
         ax.set_xscale("log")
         ax.set_xlabel("time (s, log scale)")
-        ax.set_ylabel("avg_gap (lower is better)")
-    _label_panels(panels, "time_s", "avg_gap", colours)
+        ax.set_ylabel(f"{gap} (lower is better)")
+    _label_panels(panels, "time_s", gap, colours)
     grid[0, -1].plot([], [], color="0.5", linewidth=0.8, label="Pareto front")  # the legend's panel may have no front
     _legend(grid, panels)
     return save(figure, folder, "cost_vs_quality", "Cost against quality",
-                 "Mean wall time against mean avg_gap over seeds, one panel per dataset and scenario, one colour per method "
+                 f"Mean wall time against mean {gap} over seeds, one panel per dataset and scenario, one colour per method "
                  "(open markers: tuned); ringed points and the step line: the Pareto front (no other method is both faster "
                  "and closer to retrain).")
 

@@ -10,21 +10,8 @@ import pandas as pd
 from bench.report.load import GROUP, Results
 from bench.report.ranking import CLAIMS, check_claims, claim_lines, paired, rank_methods, seeds_to_separate
 from bench.report.render import Cell, Table
-from bench.report.tables import RETRAIN, ReportOptions, group_title, seed_values, variants_of
+from bench.report.tables import RETRAIN, ReportOptions, group_title, objective_of, seed_values, variants_of
 from bench.report.tuning import TUNED_MARK, TUNED_SUFFIX, is_tuned
-
-DEFAULT_OBJECTIVE = "avg_gap_auc"
-
-
-def objective_of(results: Results) -> str:
-    """The sweep's objective: its tuned file's, else ``avg_gap_auc`` (the tuner's default),
-    else ``avg_gap`` for records older than it."""
-    metrics = set(results.values["metric"])
-    for name in [*(t.objective for t in results.tuned), DEFAULT_OBJECTIVE, "avg_gap"]:
-        if name in metrics:
-            return name
-    return DEFAULT_OBJECTIVE
-
 
 def _label(method: str) -> str:
     return method + (f" {TUNED_MARK}" if is_tuned(method) else "")

@@ -36,6 +36,17 @@ MATCH_RETRAIN = frozenset({
 HIGHER_IS_BETTER = frozenset({"speedup"})
 REFERENCE_METHODS = ("retrain", "original")
 RETRAIN = "retrain"
+DEFAULT_OBJECTIVE = "avg_gap_auc"
+
+
+def objective_of(results: Results) -> str:
+    """The sweep's objective: its tuned file's, else ``avg_gap_auc`` (the tuner's default),
+    else ``avg_gap`` for records older than it."""
+    metrics = set(results.values["metric"])
+    for name in [*(t.objective for t in results.tuned), DEFAULT_OBJECTIVE, "avg_gap"]:
+        if name in metrics:
+            return name
+    return DEFAULT_OBJECTIVE
 
 
 @dataclass(frozen=True)
