@@ -91,7 +91,7 @@ class Scrub(UnlearningMethod):
     def setting_params(cls, params: dict, scenario: Scenario, training_epochs: int) -> dict:
         """``params`` with every ``None`` filled in from the scenario's notebook (``PRESETS``),
         its epoch counts scaled to an original trained ``training_epochs`` epochs."""
-        preset = dict(PRESETS[scenario.kind])
+        preset = dict(PRESETS[scenario.request_kind])
         for name in ("epochs", "max_epochs"):
             preset[name] = scaled_epochs(preset[name], AUTHORS_TRAINING_EPOCHS, training_epochs)
         return {name: (preset[name] if value is None and name in preset else value) for name, value in params.items()}

@@ -66,8 +66,8 @@ class SelectiveSynapticDampening(UnlearningMethod):
 
     def unlearn(self, model: nn.Module, task: UnlearnTask) -> nn.Module:
         c = self.config
-        batch_size = c.batch_size or (64 if task.scenario.kind == "class" else 128)
-        retain_order = torch.sort(task.retain_y, stable=True).indices if task.scenario.kind == "class" else torch.arange(len(task.retain_y))
+        batch_size = c.batch_size or (64 if task.scenario.request_kind == "class" else 128)
+        retain_order = torch.sort(task.retain_y, stable=True).indices if task.scenario.request_kind == "class" else torch.arange(len(task.retain_y))
         full_x = torch.cat([task.retain_x[retain_order.to(task.retain_x.device)], task.forget_x])
         full_y = torch.cat([task.retain_y[retain_order.to(task.retain_y.device)], task.forget_y])
         # The original model's importances read no searched parameter: kept for the study's other trials.

@@ -136,6 +136,10 @@ class SweepConfig(BaseModel):
     # A file written by python -m bench.tune: each tuned method runs beside its default as <name>+tuned.
     # In YAML a path, relative to the config file's folder; load_config reads it.
     tuned: TunedFile | None = None
+    # Sequences and subpopulations are not tuned: they run with the tuned parameters of the
+    # scenario named here (default: a sequence's base, e.g. seq:4:random:0.1 -> random:0.1;
+    # a subpopulation's class, subclass:3:0 -> class:3).
+    tuned_from: dict[str, str] = {}
 
     @field_validator("device")
     @classmethod
@@ -181,9 +185,37 @@ class SweepConfig(BaseModel):
                 f"tuning.seeds: must not overlap seeds (the tuner selects on seeds the sweep never reports); shared: "
                 f"{', '.join(map(str, shared))}"
             )
+        for spec, source in self.tuned_from.items():
+            if spec not in self.scenarios:
+                raise ValueError(f"tuned_from: {spec!r} is not one of scenarios ({', '.join(self.scenarios)})")
+            try:
+                kind = parse_scenario(source, dataset_num_classes(self.datasets[0].name)).kind
+            except UserError as error:
+                raise ValueError(f"tuned_from.{spec}: {error}") from None
+            if kind not in TUNED_KINDS:
+                raise ValueError(f"tuned_from.{spec}: {source!r} is not a tuned scenario; allowed: class:<k>, random:<fraction>")
         if self.tuned is not None:
             self._check_tuned(self.tuned)
         return self
+
+    def tuned_scenarios(self) -> list[str]:
+        """The scenarios the tuner tunes: the one-request class and random ones."""
+        num_classes = dataset_num_classes(self.datasets[0].name)
+        return [spec for spec in self.scenarios if parse_scenario(spec, num_classes).kind in TUNED_KINDS]
+
+    def tuned_scenario(self, spec: str) -> str | None:
+        """The scenario whose tuned parameters ``spec`` runs with: itself where it is tuned,
+        else ``tuned_from``'s, else a sequence's base or a subpopulation's class."""
+        num_classes = dataset_num_classes(self.datasets[0].name)
+        scenario = parse_scenario(spec, num_classes)
+        named = {parse_scenario(key, num_classes).spec: source for key, source in self.tuned_from.items()}
+        if scenario.spec in named:
+            return parse_scenario(named[scenario.spec], num_classes).spec
+        if scenario.kind in TUNED_KINDS:
+            return spec
+        if scenario.kind == "subclass":
+            return f"class:{scenario.forget_class}"
+        return scenario.base.spec if scenario.base.kind == "random" else None  # drawn classes: name one in tuned_from
 
     def _check_tuned(self, tuned: TunedFile) -> None:
         """The tuned file's seeds must not be reported, and every entry this sweep would run
@@ -196,8 +228,9 @@ class SweepConfig(BaseModel):
         datasets = {d.name: d for d in self.datasets}
         methods = {m.name: m for m in self.methods}
         again = "run python -m bench.tune again, or drop tuned:"
+        used = {self.tuned_scenario(spec) for spec in self.scenarios}
         for entry in tuned.entries:
-            if entry.dataset not in datasets or entry.method not in methods or entry.scenario not in self.scenarios:
+            if entry.dataset not in datasets or entry.method not in methods or entry.scenario not in used:
                 continue
             where = f"tuned: {entry.method} on {entry.dataset} {entry.scenario}"
             if entry.dataset_hash != dataset_hash(datasets[entry.dataset]):
@@ -222,15 +255,18 @@ class SweepConfig(BaseModel):
                 raise ValueError(f"{where}: params {entry.params} are not valid for {method.method!r} ({_first_error(error, get_method(method.method).Config)}); {again}") from None
 
     def tuned_variant(self, dataset: str, scenario: str, method: MethodEntry) -> MethodEntry | None:
-        """``<name>+tuned`` with the tuned file's parameters for (dataset, scenario), or None
-        when the file has none (no entry, or a method with nothing to tune)."""
-        entry = self.tuned.entry(dataset, scenario, method.name) if self.tuned is not None else None
+        """``<name>+tuned`` with the tuned file's parameters for (dataset, scenario) (see
+        :meth:`tuned_scenario`), or None when the file has none (no entry, or a method with
+        nothing to tune)."""
+        source = self.tuned_scenario(scenario)
+        entry = self.tuned.entry(dataset, source, method.name) if self.tuned is not None and source else None
         if entry is None or not entry.params:
             return None
         return MethodEntry(name=method.name + TUNED_SUFFIX, method=method.method, params={**method.params, **entry.params})
 
 
 TUNED_SUFFIX = "+tuned"
+TUNED_KINDS = ("class", "random")
 
 
 def dataset_hash(dataset: DatasetConfig) -> str:

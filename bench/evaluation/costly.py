@@ -1,5 +1,6 @@
 """The costly tier of the evaluation, off by default: relearn time with the anamnesis index,
-and the NeurIPS 2023 unlearning challenge's forget quality from K runs per method.
+the NeurIPS 2023 unlearning challenge's forget quality from K runs per method, and the
+forget accuracy after retain-only fine-tuning.
 
 The procedures that need a model live here; the scores themselves are pure functions of
 arrays (:mod:`bench.evaluation.metrics.forget_quality`, :func:`relearn_metrics`).
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.evaluation.config import RelearnConfig
+from bench.evaluation.config import RelearnConfig, RetainRelearnConfig
 from bench.evaluation.evaluate import SplitData, predict_logits
 from bench.evaluation.metrics import accuracy
 from bench.evaluation.metrics.forget_quality import forget_quality, logit_scaled_confidence
@@ -108,6 +109,52 @@ def relearn_metrics(steps: int, censored: bool, retrained_steps: int, retrained_
         "relearn_steps_retrain": float(retrained_steps),
         "ain": ain,
         "ain_censored": float(censored or retrained_censored),
+    }
+
+
+def retain_finetune(
+    model: nn.Module, retain: SplitData, config: RetainRelearnConfig, preprocess: Preprocess, generator: torch.Generator,
+) -> nn.Module:
+    """A copy of ``model`` fine-tuned on retain data only: ``config.samples`` of them (a
+    seeded choice), ``config.epochs`` shuffled passes, SGD with momentum 0.9, no augmentation.
+    It is given nothing of the forget set."""
+    model = copy.deepcopy(model)
+    device = next(model.parameters()).device
+    chosen = torch.randperm(len(retain.labels), generator=generator)[: config.samples]
+    images = retain.images[chosen.to(retain.images.device)].to(device)
+    labels = torch.as_tensor(retain.labels, device=device)[chosen.to(device)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+    model.train()
+    for _epoch in range(config.epochs):
+        for batch in batch_indices(len(chosen), config.batch_size, generator):
+            batch = batch.to(device)
+            with autocast(device):
+                loss = F.cross_entropy(model(preprocess(images[batch])), labels[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+def retain_relearn_accuracy(
+    model: nn.Module, splits: dict[str, SplitData], config: RetainRelearnConfig, preprocess: Preprocess,
+    generator: torch.Generator, batch_size: int = 1024,
+) -> float:
+    """The forget accuracy of ``model`` after :func:`retain_finetune` on ``splits["retain"]``."""
+    tuned = retain_finetune(model, splits["retain"], config, preprocess, generator)
+    return forget_accuracy(tuned, splits["forget"], preprocess, batch_size)
+
+
+def retain_relearn_metrics(after: float, retrained_after: float, before: float) -> dict[str, float]:
+    """Forget accuracy after retain-only fine-tuning for the model (``retain_relearn_forget_acc``)
+    and the retrained one (``..._retrain``), their difference (``retain_relearn_gap``: above 0,
+    fine-tuning brings back more than a never-trained-on-it model would hold), and the rise over
+    the model's own forget accuracy before it (``retain_relearn_rise``)."""
+    return {
+        "retain_relearn_forget_acc": after,
+        "retain_relearn_forget_acc_retrain": retrained_after,
+        "retain_relearn_gap": after - retrained_after,
+        "retain_relearn_rise": after - before,
     }
 
 

@@ -61,28 +61,46 @@ class Evaluation:
     seconds: float
 
 
-def split_metrics(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], scenario: Scenario) -> dict[str, float]:
-    """Accuracy on the forget, retain and test sets; for a class scenario also on the
-    test samples of the forgotten class (``test_forget_class_acc``) and of the rest
-    (``test_rest_acc``), which the test accuracy alone would blend."""
+def default_test_group(scenario: Scenario, test_labels: np.ndarray) -> np.ndarray | None:
+    """A class scenario's forgotten group in the test set (its class); None for the others,
+    whose caller passes the group (a subpopulation, a sequence's classes) or has none."""
+    return test_labels == scenario.forget_class if scenario.kind == "class" else None
+
+
+def split_metrics(
+    logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], scenario: Scenario, test_group: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Accuracy on the forget, retain and test sets, and on the test samples of the forgotten
+    group, which the test accuracy alone would blend: for a class (or a sequence of classes)
+    ``test_forget_class_acc`` and ``test_rest_acc`` (every other class); for a subpopulation
+    ``test_forget_sub_acc`` and ``test_rest_of_class_acc`` (the rest of its class)."""
     metrics = {f"{name}_acc": accuracy(logits[name], labels[name]) for name in SPLITS}
-    if scenario.kind == "class":
-        in_class = labels["test"] == scenario.forget_class
-        metrics["test_forget_class_acc"] = accuracy(logits["test"][in_class], labels["test"][in_class])
-        metrics["test_rest_acc"] = accuracy(logits["test"][~in_class], labels["test"][~in_class])
+    group = test_group if test_group is not None else default_test_group(scenario, labels["test"])
+    if group is None:
+        return metrics
+    test_logits, test_labels = logits["test"], labels["test"]
+    if scenario.kind == "subclass":
+        rest_of_class = (test_labels == scenario.forget_class) & ~group
+        metrics["test_forget_sub_acc"] = accuracy(test_logits[group], test_labels[group])
+        metrics["test_rest_of_class_acc"] = accuracy(test_logits[rest_of_class], test_labels[rest_of_class])
+    else:
+        metrics["test_forget_class_acc"] = accuracy(test_logits[group], test_labels[group])
+        metrics["test_rest_acc"] = accuracy(test_logits[~group], test_labels[~group])
     return metrics
 
 
 def evaluate(
-    model: nn.Module, splits: dict[str, SplitData], scenario: Scenario, preprocess: Preprocess, batch_size: int = 1024
+    model: nn.Module, splits: dict[str, SplitData], scenario: Scenario, preprocess: Preprocess, batch_size: int = 1024,
+    test_group: np.ndarray | None = None,
 ) -> Evaluation:
-    """One pass per split, then every metric from the logits; timed as a whole."""
+    """One pass per split, then every metric from the logits; timed as a whole (``test_group``:
+    see :func:`split_metrics`)."""
     device = next(model.parameters()).device
     synchronize(device)
     start = time.perf_counter()
     logits = {name: predict_logits(model, split.images, preprocess, batch_size) for name, split in splits.items()}
     labels = {name: split.labels for name, split in splits.items()}
-    metrics = split_metrics(logits, labels, scenario)
+    metrics = split_metrics(logits, labels, scenario, test_group)
     seconds = time.perf_counter() - start
     return Evaluation(logits=logits, labels=labels, metrics=metrics, seconds=seconds)
 
@@ -128,18 +146,18 @@ def metric_terms(metric: str) -> tuple[str, ...]:
 
 def mia_metrics(
     logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], scenario: Scenario, seed: int,
-    svc_max_samples: int | None = None, only: frozenset[str] | None = None,
+    svc_max_samples: int | None = None, only: frozenset[str] | None = None, test_group: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Every membership-inference score of one model (see :mod:`bench.evaluation.metrics.mia`), or only
     those named in ``only`` (a tuning trial computes what its objective reads; the SVC and
-    cross-validated fits are most of an evaluation's cost). In a class scenario the loss
-    attacks compare the forget set with the test samples of the forgotten class, so class
-    identity alone cannot separate them."""
+    cross-validated fits are most of an evaluation's cost). Where the forgotten group has
+    test samples (``test_group``: a class, a sequence's classes, a subpopulation) the loss
+    attacks compare the forget set with those, so group identity alone cannot separate them."""
     wanted = set(ATTACKS if only is None else only)
     test_logits, test_labels = logits["test"], labels["test"]
-    if scenario.kind == "class":
-        same_class = test_labels == scenario.forget_class
-        test_logits, test_labels = test_logits[same_class], test_labels[same_class]
+    group = test_group if test_group is not None else default_test_group(scenario, test_labels)
+    if group is not None:
+        test_logits, test_labels = test_logits[group], test_labels[group]
     forget_loss = per_example_loss(logits["forget"], labels["forget"])
     test_loss = per_example_loss(test_logits, test_labels)
     svc_args = (logits["retain"], labels["retain"], logits["test"], labels["test"], logits["forget"], labels["forget"], seed,

@@ -2,7 +2,8 @@
 
 The reference (the retrained model's logits and metrics on every split, a random model's
 and the original's forget-set logits, and with the costly tier the retrained model's
-relearn steps and the K replicas' outcomes) is computed once and saved beside the run
+relearn steps, the K replicas' outcomes and its forget accuracy after retain-only
+fine-tuning) is computed once and saved beside the run
 records, keyed by the models and the evaluation config it comes from. A method added to
 a finished sweep, or a worker of a Ray cluster, loads it instead of evaluating the
 retrained model again. One ``.npz`` file, written atomically, read without pickle.
@@ -36,6 +37,8 @@ class Reference:
     original_forget_acc: float
     relearn: tuple[int, bool] | None
     replica_outcomes: list[RunOutcome]
+    retain_relearn: float | None = None
+    """The retrained model's forget accuracy after retain-only fine-tuning (costly tier)."""
 
 
 def save_reference(path: Path, key: str, reference: Reference) -> None:
@@ -51,6 +54,7 @@ def save_reference(path: Path, key: str, reference: Reference) -> None:
         "key": key, "evaluation_metrics": reference.evaluation.metrics, "evaluation_seconds": reference.evaluation.seconds,
         "metrics": reference.metrics, "original_forget_acc": reference.original_forget_acc,
         "relearn": list(reference.relearn) if reference.relearn is not None else None,
+        "retain_relearn": reference.retain_relearn,
     }
     arrays["header"] = np.array(json.dumps(header))
     buffer = io.BytesIO()
@@ -87,5 +91,5 @@ def _reference(header: dict, arrays: dict[str, np.ndarray], retrained: CachedMod
     return Reference(
         retrained, Evaluation(logits, labels, header["evaluation_metrics"], header["evaluation_seconds"]), header["metrics"],
         arrays["random_forget"], arrays["original_forget"], header["original_forget_acc"],
-        (int(relearn[0]), bool(relearn[1])) if relearn is not None else None, outcomes,
+        (int(relearn[0]), bool(relearn[1])) if relearn is not None else None, outcomes, header.get("retain_relearn"),
     )

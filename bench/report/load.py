@@ -39,6 +39,9 @@ class Results:
     matrix: pd.DataFrame
     tuned: list[TunedFile] = field(default_factory=list)
     """The tuned files the sweeps ran with (``tuned.yaml`` beside the records), for the tuning table."""
+    requests: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[*CELL, "method_class", "request", "metric", "value"]))
+    """Sequential scenarios' records, every request: ``CELL`` + ``method_class``, ``request``
+    (1, 2, ...), ``metric``, ``value``. The other views hold a sequence's last request."""
 
     @property
     def name(self) -> str:
@@ -67,6 +70,12 @@ def check_record(record: dict[str, Any], path: Path) -> None:
         raise UserError(f"{where} has malformed metrics; they must map names to numbers")
     if record["status"] == "ok" and not metrics:
         raise UserError(f"{where} has status ok but no metrics")
+    requests = record.get("requests", [])
+    if not isinstance(requests, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("metrics"), dict) and all(_is_number(v) for v in r["metrics"].values())
+        for r in requests
+    ):
+        raise UserError(f"{where} has malformed requests; each must hold metrics mapping names to numbers")
     histograms = record.get("prediction_histograms") or {}
     if not isinstance(histograms, dict) or not all(
         isinstance(h, list) and all(_is_number(x) for x in h) for h in histograms.values()
@@ -109,7 +118,7 @@ def _value(value: Any) -> float:
 def load_results(folders: list[Path]) -> Results:
     """Read and merge the records of ``folders``; each cell may appear in only one of them."""
     seen: dict[tuple, Path] = {}
-    records, cell_rows, value_rows = [], [], []
+    records, cell_rows, value_rows, request_rows = [], [], [], []
     for folder in folders:
         for path, record in read_folder(folder):
             key = tuple(record[k] for k in CELL)
@@ -131,8 +140,13 @@ def load_results(folders: list[Path]) -> Results:
             })
             if record["status"] == "ok":
                 value_rows.extend(base | {"metric": m, "value": _value(v)} for m, v in record["metrics"].items())
+                for number, request in enumerate(record.get("requests") or [], start=1):
+                    request_rows.extend(
+                        base | {"request": number, "metric": m, "value": _value(v)} for m, v in request["metrics"].items()
+                    )
     cells = pd.DataFrame(cell_rows, columns=[*CELL, "method_class", "status", "reason", "device", "memory_kind", "path"])
     values = pd.DataFrame(value_rows, columns=[*CELL, "method_class", "metric", "value"])
     matrix = values.set_index([*GROUP, "method", "seed", "metric"])["value"].unstack("metric")
     tuned = [TunedFile.model_validate(read_tuned_file(f / "tuned.yaml")) for f in folders if (f / "tuned.yaml").is_file()]
-    return Results(list(folders), records, cells, values, matrix, tuned)
+    requests = pd.DataFrame(request_rows, columns=[*CELL, "method_class", "request", "metric", "value"])
+    return Results(list(folders), records, cells, values, matrix, tuned, requests)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from bench.config.sweep import DatasetConfig, EvaluationConfig, MethodEntry, SweepConfig
@@ -21,7 +22,10 @@ from bench.core.errors import UserError
 from bench.evaluation.evaluate import SplitData
 from bench.registry import get_method
 from bench.running.results import read_record, record_path
-from bench.data.splits import Scenario, Split, load_split, make_split, parse_scenario, save_split
+from bench.data.clusters import cached_class_clusters
+from bench.data.splits import (
+    Scenario, Split, load_split, make_split, parse_scenario, partition, save_split, sequence_splits,
+)
 from bench.core.store import stable_hash
 from bench.training.loop import Preprocess, numerics_fields
 
@@ -160,7 +164,7 @@ def cell_key(cell: Cell, prepared: PreparedData, evaluation: EvaluationConfig, n
             **(numerics or {}),  # threads, compiled kernels and bf16 round differently: see config_numerics
             **method_identity(cell, prepared),
             **evaluation_versions(evaluation),
-            "evaluation": evaluation.model_dump(exclude={"batch_size"}),
+            "evaluation": evaluation.key_fields(),
         },
         length=64,
     )
@@ -199,18 +203,60 @@ def record_name(split: Split) -> str:
 
 
 def split_for(out_dir: Path, prepared: PreparedData, scenario: Scenario, seed: int) -> tuple[Split, Path]:
-    """Draw the split and persist it with the sweep (kept if already there and identical)."""
-    split = make_split(scenario, prepared.data.train_y.cpu(), seed)
-    path = out_dir / "splits" / f"{dataset_slug(prepared.config.name)}__{scenario.slug}__s{seed}.safetensors"
-    if load_split(path, split.forget_sha256) is None:
-        save_split(path, split)
-    return split, path
+    """Draw the split and persist it with the sweep (kept if already there and identical);
+    for a sequence, the split its last request leaves (see :func:`request_splits`)."""
+    return scenario_splits(out_dir, prepared, scenario, seed)[-1]
+
+
+def scenario_splits(out_dir: Path, prepared: PreparedData, scenario: Scenario, seed: int) -> list[tuple[Split, Path]]:
+    """The splits a scenario leaves, each persisted: one, or one after each request of a
+    sequence (``__r<i>`` in the file name)."""
+    data = prepared.data
+    stem = out_dir / "splits" / f"{dataset_slug(prepared.config.name)}__{scenario.slug}__s{seed}"
+    if scenario.sequential:
+        splits = sequence_splits(scenario, data.train_y.cpu(), data.num_classes, seed, data.test_y.cpu())
+        paths = [stem.with_name(f"{stem.name}__r{i}.safetensors") for i in range(1, len(splits) + 1)]
+    elif scenario.kind == "subclass":
+        splits, paths = [subclass_split(out_dir, prepared, scenario)], [stem.with_suffix(".safetensors")]
+    else:
+        splits = [make_split(scenario, data.train_y.cpu(), seed, data.test_y.cpu())]
+        paths = [stem.with_suffix(".safetensors")]
+    for split, path in zip(splits, paths):
+        if load_split(path, split.forget_sha256) is None:
+            save_split(path, split)
+    return list(zip(splits, paths))
+
+
+def subclass_split(out_dir: Path, prepared: PreparedData, scenario: Scenario) -> Split:
+    """Forget one pixel-space cluster of a class (:mod:`bench.data.clusters`, cached in the
+    sweep's ``clusters/``); its ``test_group`` is the class's test samples nearest that cluster."""
+    data, c = prepared.data, scenario.forget_class
+    path = out_dir / "clusters" / f"{dataset_slug(prepared.config.name)}__class{c}__n{scenario.clusters}.safetensors"
+    found = cached_class_clusters(path, prepared.fingerprint, data.train_x, data.train_y, c, scenario.clusters)
+    forget = found.train_members[found.train_assignment == scenario.cluster]
+    if len(forget) == 0:
+        raise UserError(f"scenario {scenario.spec!r}: cluster {scenario.cluster} of class {c} has no training sample")
+    is_forget = torch.zeros(len(data.train_y), dtype=torch.bool)
+    is_forget[forget] = True
+    test_labels = data.test_y.cpu()
+    in_class = torch.nonzero(test_labels == c).flatten()
+    group = torch.zeros(len(test_labels), dtype=torch.bool)
+    group[in_class] = found.assign(data.test_x[in_class.to(data.test_x.device)]) == scenario.cluster
+    return partition(is_forget, test_group=group)
 
 
 def planned_splits(out_dir: Path, prepared: PreparedData, config: SweepConfig, seed: int) -> list[Split]:
-    """The forget sets of every scenario of the sweep for one (dataset, seed): those whose
-    updates the original training records, when a method needs them."""
-    return [split_for(out_dir, prepared, parse_scenario(spec, prepared.data.num_classes), seed)[0] for spec in config.scenarios]
+    """The forget sets of every one-request scenario of the sweep for one (dataset, seed):
+    those whose updates the original training records, when a method needs them (a
+    sequence's later requests edit a model the original training's updates no longer
+    describe, so those methods do not take sequences)."""
+    scenarios = [parse_scenario(spec, prepared.data.num_classes) for spec in config.scenarios]
+    return [split_for(out_dir, prepared, scenario, seed)[0] for scenario in scenarios if not scenario.sequential]
+
+
+def test_group(split: Split) -> np.ndarray | None:
+    """The split's forgotten group in the test set as a numpy mask (see :class:`Split`)."""
+    return None if split.test_group is None else split.test_group.cpu().numpy()
 
 
 def evaluation_splits(prepared: PreparedData, split: Split) -> dict[str, SplitData]:
@@ -235,7 +281,7 @@ def write_splits(config: SweepConfig, datasets: dict[str, PreparedData], out_dir
         prepared = datasets[dataset.name]
         for seed in config.seeds:
             for spec in config.scenarios:
-                split_for(out_dir, prepared, parse_scenario(spec, prepared.data.num_classes), seed)
+                scenario_splits(out_dir, prepared, parse_scenario(spec, prepared.data.num_classes), seed)
 
 
 def config_numerics(config: SweepConfig) -> dict[str, Any]:

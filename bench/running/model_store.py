@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.config.sweep import EvaluationConfig
-from bench.evaluation.costly import map_runs, relearn_steps, run_outcome
+from bench.evaluation.costly import map_runs, relearn_steps, retain_relearn_accuracy, run_outcome
 from bench.evaluation.evaluate import evaluate, mia_metrics, predict_logits
 from bench.running.grid import (
     TRAINING_VERSION, Cell, PreparedData, dataset_slug, derive_seed, evaluation_splits, evaluation_versions, generator_for,
-    record_name,
+    record_name, test_group,
 )
 from bench.evaluation.metrics.accuracy import accuracy
 from bench.data.models import build_model
@@ -137,21 +137,23 @@ class ModelStore:
         return self._trained(prepared, seed, "retrain", split.retain, replica=replica, forget_sha256=split.forget_sha256)
 
     def reference(
-        self, prepared: PreparedData, cell: "Cell", split: Split, original: CachedModel, evaluation: EvaluationConfig
+        self, prepared: PreparedData, cell: "Cell", split: Split, original: CachedModel, evaluation: EvaluationConfig,
+        request: int | None = None,
     ) -> "Reference":
         """The retrained model's evaluation (one pass per split) and MIA scores, a random
         model's forget-set logits and the original's forget logits and accuracy, once per (dataset,
-        scenario, seed); with the costly tier, the retrained model's relearn steps and the
-        outcomes of the K retrained replicas too."""
+        scenario, seed) and, in a sequence, per ``request``; with the costly tier, the retrained
+        model's relearn steps, retain-only relearning and the K retrained replicas' outcomes too."""
         memo_key = ("reference", prepared.config.name, cell.seed, split.forget_sha256)
         if memo_key not in self._memo:
             retrained = self.retrained(prepared, cell.seed, split)
             versions = evaluation_versions(evaluation)
-            key = stable_hash([retrained.key, original.key, evaluation.model_dump(), *versions.values()], length=64)
+            key = stable_hash([retrained.key, original.key, {**evaluation.key_fields(), "batch_size": evaluation.batch_size}, *versions.values()], length=64)
             if self.reference_dir is None:
                 self._memo[memo_key] = self._compute_reference(prepared, cell, split, original, retrained, evaluation)
             else:
-                path = self.reference_dir / f"{dataset_slug(prepared.config.name)}__{cell.scenario.slug}__s{cell.seed}.npz"
+                suffix = f"__r{request}" if request is not None else ""
+                path = self.reference_dir / f"{dataset_slug(prepared.config.name)}__{cell.scenario.slug}__s{cell.seed}{suffix}.npz"
                 with file_lock(path.with_suffix(".lock")):  # cells of one group on two workers: one computes it
                     reference = load_reference(path, key, retrained)
                     if reference is None:
@@ -166,8 +168,11 @@ class ModelStore:
     ) -> Reference:
         batch_size = evaluation.inference_batch(self.device)
         splits = evaluation_splits(prepared, split)
-        result = evaluate(retrained.model, splits, cell.scenario, prepared.preprocess, batch_size)
-        mia = mia_metrics(result.logits, result.labels, cell.scenario, cell.seed, evaluation.svc_max_samples)
+        group = test_group(split)
+        result = evaluate(retrained.model, splits, cell.scenario, prepared.preprocess, batch_size, group)
+        mia = mia_metrics(
+            result.logits, result.labels, cell.scenario, cell.seed, evaluation.svc_max_samples, test_group=group,
+        )
         random_model = self.new_model(prepared, derive_seed(cell.seed, "random-reference"))
         random_forget = predict_logits(random_model, splits["forget"].images, prepared.preprocess, batch_size)
         original_forget = predict_logits(original.model, splits["forget"].images, prepared.preprocess, batch_size)
@@ -179,6 +184,12 @@ class ModelStore:
                 retrained.model, splits["forget"], target, evaluation.relearn, prepared.preprocess,
                 generator_for(cell.seed, "relearn"), batch_size,
             )
+        retain_relearn = None
+        if evaluation.retain_relearn is not None:
+            retain_relearn = retain_relearn_accuracy(
+                retrained.model, splits, evaluation.retain_relearn, prepared.preprocess,
+                generator_for(cell.seed, "retain-relearn"), batch_size,
+            )
         outcomes = []
         if evaluation.forget_quality is not None:
             outcomes = map_runs(
@@ -189,6 +200,6 @@ class ModelStore:
             )
         return Reference(
             retrained, result, {**result.metrics, **mia}, random_forget, original_forget, original_forget_acc,
-            relearn, outcomes,
+            relearn, outcomes, retain_relearn,
         )
 

@@ -41,7 +41,7 @@ from bench.data.splits import parse_scenario
 from bench.core.store import stable_hash
 from bench.running.cells import environment, run_cell
 from bench.running.grid import (
-    Cell, PreparedData, config_numerics, needs_update_record, plan_cells, planned_splits, prepare_data, split_for,
+    Cell, PreparedData, config_numerics, needs_update_record, plan_cells, planned_splits, prepare_data, scenario_splits,
     sweep_hold_out, task_threads,
 )
 from bench.running.model_store import ModelStore
@@ -103,8 +103,8 @@ def train_original(config_json: str, cache: str, threads: int, out_dir: str, dat
 def train_retrained(config_json: str, cache: str, threads: int, out_dir: str, dataset: str, scenario: str, seed: int) -> str:
     state = worker_state(config_json, cache, threads, out_dir)
     prepared = state.datasets[dataset]
-    split, _ = split_for(Path(out_dir), prepared, parse_scenario(scenario, prepared.data.num_classes), seed)
-    return state.models.retrained(prepared, seed, split).key
+    splits = scenario_splits(Path(out_dir), prepared, parse_scenario(scenario, prepared.data.num_classes), seed)
+    return ",".join(state.models.retrained(prepared, seed, split).key for split, _ in splits)
 
 
 def run_cell_task(config_json: str, cache: str, threads: int, out_dir: str, cell_id: str, *models: str) -> dict[str, Any]:

@@ -21,7 +21,9 @@ from bench.core.store import atomic_write_json, atomic_write_text
 # Metrics that measure the machine as much as the method: they differ between two runs of
 # the same cell, unlike every other metric, which is bit-for-bit reproducible on one machine.
 COST_METRICS = ("time_s", "speedup", "peak_mem_mib", "mem_delta_mib", "eval_s")
-COLUMNS = ["sweep", "dataset", "model", "scenario", "seed", "method", "status", "metric", "value"]
+COLUMNS = ["sweep", "dataset", "model", "scenario", "seed", "request", "method", "status", "metric", "value"]
+# A sequential scenario's rows are one set per request (1, 2, ...); every other cell's are request 1.
+CELL_COLUMNS = ("sweep", "dataset", "model", "scenario", "seed", "method", "status")
 STATUSES = ("ok", "failed", "not_applicable")
 REQUIRED = ("sweep", "dataset", "model", "scenario", "seed", "method", "status", "metrics")
 
@@ -57,13 +59,16 @@ def read_record(path: Path) -> dict[str, Any]:
 
 def read_results_table(path: Path) -> pd.DataFrame:
     """A ``results.csv`` as :func:`rebuild_results_csv` writes it; a file that is not one
-    (not UTF-8, not CSV, other columns) is one :class:`UserError` line naming it."""
+    (not UTF-8, not CSV, other columns) is one :class:`UserError` line naming it. A table
+    written before sequences existed (no ``request`` column) reads as request 1 throughout."""
     allowed = "the results.csv python -m bench.sweep wrote"
     text = read_user_text(path, "results table", allowed)
     try:
         frame = pd.read_csv(io.StringIO(text))
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise UserError(f"results table {str(path)!r} is not CSV ({str(error).splitlines()[0]}); allowed: {allowed}") from None
+    if "request" not in frame.columns:
+        frame.insert(COLUMNS.index("request"), "request", 1)
     missing = [column for column in COLUMNS if column not in frame.columns]
     if missing:
         raise UserError(f"results table {str(path)!r} lacks the columns {', '.join(missing)}; allowed: {allowed}")
@@ -72,12 +77,18 @@ def read_results_table(path: Path) -> pd.DataFrame:
 
 def seed_matrix(frame: pd.DataFrame, seeds: list[int] | None = None) -> pd.DataFrame:
     """The ok cells of a results table, one row per (dataset, scenario, method, seed) and one
-    column per metric; ``seeds`` keeps only those (``None``: all). What the docs' table
-    scripts average over seeds."""
-    frame = frame[frame["status"] == "ok"]
+    column per metric (a sequence's last request); ``seeds`` keeps only those (``None``: all).
+    What the docs' table scripts average over seeds."""
+    frame = last_requests(frame[frame["status"] == "ok"])
     if seeds is not None:
         frame = frame[frame["seed"].isin(seeds)]
     return frame.pivot_table(index=["dataset", "scenario", "method", "seed"], columns="metric", values="value")
+
+
+def last_requests(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each cell's last request (every row of a one-request cell)."""
+    last = frame.groupby(["sweep", "dataset", "scenario", "seed", "method"])["request"].transform("max")
+    return frame[frame["request"] == last]
 
 
 def read_records(out_dir: Path) -> list[dict[str, Any]]:
@@ -86,13 +97,17 @@ def read_records(out_dir: Path) -> list[dict[str, Any]]:
 
 
 def tidy_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The long-table rows of one record: one per metric; a cell that did not run
-    (failed, not applicable) still gets one row, ``metric="status"`` with no value,
-    so the table holds every cell of the grid."""
-    base = {key: record[key] for key in COLUMNS[:7]}
+    """The long-table rows of one record: one per metric (and per request of a sequence); a
+    cell that did not run (failed, not applicable) still gets one row, ``metric="status"``
+    with no value, so the table holds every cell of the grid."""
+    base = {key: record[key] for key in CELL_COLUMNS}
     if record["status"] != "ok" or not record["metrics"]:
-        return [{**base, "metric": "status", "value": math.nan}]
-    return [{**base, "metric": name, "value": value} for name, value in record["metrics"].items()]
+        return [{**base, "request": 1, "metric": "status", "value": math.nan}]
+    requests = [r["metrics"] for r in record.get("requests") or []] or [record["metrics"]]
+    return [
+        {**base, "request": number, "metric": name, "value": value}
+        for number, metrics in enumerate(requests, start=1) for name, value in metrics.items()
+    ]
 
 
 def tidy_table(records: list[dict[str, Any]]) -> pd.DataFrame:

@@ -78,13 +78,14 @@ def study_key(
     return stable_hash({
         "dataset": dataset.model_dump(), "fingerprint": fingerprint, "scenario": spec, "method": entry.method,
         "params": entry.resolved_params(), "space": {n: [p.describe(), p.source] for n, p in space.items()},
-        "tuning": tuning.model_dump(exclude={"trials", "parallel", "sweep_holds_out"}), "evaluation": evaluation.model_dump(exclude={"batch_size"}),
+        "tuning": tuning.model_dump(exclude={"trials", "parallel", "sweep_holds_out"}), "evaluation": evaluation.key_fields(),
         "numerics": numerics, "versions": [TRAINING_VERSION, METRICS_VERSION],
     }, length=64)
 
 
 def plan_studies(config: SweepConfig, datasets: dict[str, PreparedData]) -> list[StudySpec]:
-    """Every (dataset, scenario, method entry) of the sweep, in the sweep's order."""
+    """Every (dataset, tuned scenario, method entry) of the sweep, in the sweep's order
+    (sequences and subpopulations take a tuned scenario's parameters: ``tuned_from``)."""
     return [
         StudySpec(dataset, parse_scenario(spec, datasets[dataset.name].data.num_classes), entry, study_key(
             dataset, datasets[dataset.name].fingerprint, spec, entry, config.tuning, config.evaluation, config_numerics(config),
@@ -93,7 +94,7 @@ def plan_studies(config: SweepConfig, datasets: dict[str, PreparedData]) -> list
             config.evaluation, config_numerics(config),
         ))
         for dataset in config.datasets
-        for spec in config.scenarios
+        for spec in config.tuned_scenarios()
         for entry in config.methods
     ]
 
