@@ -19,14 +19,15 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from bench.core.errors import UserError, cli_main
-from bench.running.results import read_results_table
+from bench.running.results import last_requests, read_results_table
 
 SUFFIX = "+tuned"
 
 
 def tuned_values(frame: pd.DataFrame, objective: str) -> pd.DataFrame:
     """The objective of every tuned variant's ok cells: rows (dataset, scenario, method),
-    one column per seed."""
+    one column per seed (a sequence's last request)."""
+    frame = last_requests(frame)
     rows = frame[(frame["status"] == "ok") & (frame["metric"] == objective) & frame["method"].str.endswith(SUFFIX)]
     return rows.pivot_table(index=["dataset", "scenario", "method"], columns="seed", values="value")
 

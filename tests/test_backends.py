@@ -26,7 +26,7 @@ from bench.core.store import load_verified, read_metadata
 from bench.sweep import run_sweep
 from conftest import ROOT, require_tool, run_module, write_config
 
-KEY = ["dataset", "scenario", "seed", "method", "metric"]
+KEY = ["dataset", "scenario", "seed", "request", "method", "metric"]
 METHODS = ["original", "retrain", {"name": "finetune", "params": {"epochs": 1}}, "fcalb", "amnesiac_undo"]
 
 
@@ -69,6 +69,20 @@ def test_ray_backend_gives_the_local_results(ray_instance, local_sweep, tmp_path
     # a finished sweep on Ray skips every cell, like the local backend
     again = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False, backend="ray")
     assert (again.ran, again.skipped) == (0, 20)
+
+
+def test_ray_backend_runs_sequences_and_subpopulations_as_the_local_backend(ray_instance, tmp_path):
+    """Every request's metrics bit for bit, and each request's retrained model trained once."""
+    methods = ["retrain", {"name": "finetune", "params": {"epochs": 1}}]
+    config = load_config(write_config(tmp_path / "c.yaml", scenarios=["seq:2:random:0.05", "subclass:3:0"], methods=methods))
+    run_sweep(config, tmp_path / "local", tmp_path / "cache_local", progress=False)
+    summary = run_sweep(config, tmp_path / "ray", tmp_path / "cache_ray", progress=False, backend="ray")
+    assert summary.ran == 4 and summary.failed == []
+    local, remote = comparable(tmp_path / "local" / "results.csv"), comparable(tmp_path / "ray" / "results.csv")
+    assert sorted(set(local["request"])) == [1, 2]
+    pd.testing.assert_frame_equal(local, remote)
+    for cache in ("cache_local", "cache_ray"):  # 1 original, 2 retrained for the requests, 1 for the subpopulation
+        assert len(list((tmp_path / cache / "models").glob("*.safetensors"))) == 4
 
 
 def test_ray_backend_joins_a_running_cluster(local_sweep, tmp_path):

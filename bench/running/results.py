@@ -20,7 +20,7 @@ from bench.core.store import atomic_write_json, atomic_write_text
 
 # Metrics that measure the machine as much as the method: they differ between two runs of
 # the same cell, unlike every other metric, which is bit-for-bit reproducible on one machine.
-COST_METRICS = ("time_s", "speedup", "peak_mem_mib", "mem_delta_mib", "eval_s")
+COST_METRICS = ("time_s", "speedup", "peak_mem_mib", "mem_delta_mib", "eval_s", "request_time_s")
 COLUMNS = ["sweep", "dataset", "model", "scenario", "seed", "request", "method", "status", "metric", "value"]
 # A sequential scenario's rows are one set per request (1, 2, ...); every other cell's are request 1.
 CELL_COLUMNS = ("sweep", "dataset", "model", "scenario", "seed", "method", "status")
