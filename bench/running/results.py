@@ -67,11 +67,11 @@ def read_results_table(path: Path) -> pd.DataFrame:
         frame = pd.read_csv(io.StringIO(text))
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         raise UserError(f"results table {str(path)!r} is not CSV ({str(error).splitlines()[0]}); allowed: {allowed}") from None
-    if "request" not in frame.columns:
-        frame.insert(COLUMNS.index("request"), "request", 1)
-    missing = [column for column in COLUMNS if column not in frame.columns]
+    missing = [column for column in COLUMNS if column not in frame.columns and column != "request"]
     if missing:
         raise UserError(f"results table {str(path)!r} lacks the columns {', '.join(missing)}; allowed: {allowed}")
+    if "request" not in frame.columns:
+        frame.insert(COLUMNS.index("request"), "request", 1)
     return frame
 
 
