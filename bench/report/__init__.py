@@ -4,7 +4,8 @@
         [--proposed fcalb] [--order retrain,original,...] [--ci t|bootstrap] [--alpha 0.05] [--no-figures]
 
 Writes ``<out>/tables/*.{md,tex,csv}`` (main, gap-to-retrain and ablation tables per
-dataset and scenario, the cost table, the failures) and ``significance.csv``,
+dataset and scenario, the cost table, the failures; with sequential, subpopulation or
+relearning records, :mod:`bench.report.requests`'s tables) and ``significance.csv``,
 ``plots/<sweep>/*.{png,pdf}`` and ``<out>/report.html``. Built from the run records
 alone, so a report can be rebuilt, or several sweeps merged, without running anything;
 every input is checked before anything is written.
@@ -21,6 +22,7 @@ from bench.report.load import Results, load_results
 from bench.report.page import build_page
 from bench.report.render import Table, write_table
 from bench.report.overview import all_tables
+from bench.report.requests import request_figures, request_tables
 from bench.report.tables import ReportOptions
 from bench.core.store import atomic_write_text
 
@@ -81,10 +83,11 @@ def build_report(
     plots_dir = plots_dir or Path("plots") / results.name
     tables_dir = out_dir / "tables"
     tables, significance = all_tables(results, options)
+    tables += request_tables(results, options)  # sequential requests, subpopulations, relearning: only when present
     for table in tables:
         write_table(table, tables_dir)
     atomic_write_text(tables_dir / "significance.csv", significance.to_csv(index=False))
-    drawn = all_figures(results, options, plots_dir) if figures else []
+    drawn = [*all_figures(results, options, plots_dir), *request_figures(results, options, plots_dir)] if figures else []
     failures = next(t for t in tables if t.name == "failures")
     page = out_dir / "report.html"
     atomic_write_text(page, build_page(results, tables, drawn, failures))

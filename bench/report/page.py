@@ -16,6 +16,7 @@ from typing import Any
 from bench.report.figures import Figure
 from bench.report.load import Results
 from bench.report.render import Table, to_html
+from bench.report.requests import SECTION_ID, SECTION_TITLE, in_section
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1200px; box-sizing: border-box; color: #111; line-height: 1.4; }
@@ -86,19 +87,32 @@ def figure_html(figure: Figure) -> str:
     )
 
 
+def section_html(tables: list[Table], figures: list[Figure]) -> list[str]:
+    """The section of :mod:`bench.report.requests`'s tables and figures; nothing when the
+    results hold no sequential, subpopulation or relearning records."""
+    if not tables and not figures:
+        return []
+    return [f"<h2 id='{SECTION_ID}'>{html.escape(SECTION_TITLE)}</h2>", *(to_html(t) for t in tables),
+            *(figure_html(f) for f in figures)]
+
+
 FIRST_TABLES = ("summary", "claims")
 FIRST_FIGURES = ("cost_vs_quality",)
 
 
 def build_page(results: Results, tables: list[Table], figures: list[Figure], failures: Table) -> str:
     """The whole page, the answer first: the summary, the claims check and the cost-quality
-    picture; then every other table and figure; the failures; then the configuration and
-    environment, folded."""
+    picture; then every other table; the sequential requests, subpopulations and relearning
+    (only when the results hold them); every other figure; the failures; then the
+    configuration and environment, folded."""
     first = [t for t in tables if t.name in FIRST_TABLES]
     first_figures = [f for f in figures if f.name in FIRST_FIGURES]
-    rest = [t for t in tables if t.name not in FIRST_TABLES and t.name != failures.name]
-    rest_figures = [f for f in figures if f.name not in FIRST_FIGURES]
-    contents = "".join(f"<li><a href='#{html.escape(t.name)}'>{html.escape(t.title)}</a></li>" for t in [*first, *rest])
+    section = [t for t in tables if in_section(t.name)]
+    section_figures = [f for f in figures if in_section(f.name)]
+    rest = [t for t in tables if t.name not in FIRST_TABLES and t.name != failures.name and not in_section(t.name)]
+    rest_figures = [f for f in figures if f.name not in FIRST_FIGURES and not in_section(f.name)]
+    contents = "".join(f"<li><a href='#{html.escape(t.name)}'>{html.escape(t.title)}</a></li>" for t in [*first, *rest, *section])
+    contents += "".join(f"<li><a href='#{html.escape(f.name)}'>{html.escape(f.title)}</a></li>" for f in section_figures)
     contents += "".join(f"<li><a href='#{html.escape(f.name)}'>{html.escape(f.title)}</a></li>" for f in [*first_figures, *rest_figures])
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = [
@@ -114,6 +128,7 @@ def build_page(results: Results, tables: list[Table], figures: list[Figure], fai
         "<li><a href='#environment'>Environment</a></li></ul></details>",
         "<h2 id='tables'>Tables</h2>",
         *(to_html(t) for t in rest),
+        *section_html(section, section_figures),
         "<h2 id='figures'>Figures</h2>",
         *(figure_html(f) for f in rest_figures),
         "<h2 id='failures-section'>Failures</h2>",
