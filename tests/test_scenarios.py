@@ -160,15 +160,17 @@ def test_impossible_requests_exit_2_with_one_line_before_any_work(tmp_path, caps
     assert not (tmp_path / "out").exists()
 
 
-def test_sequences_and_subpopulations_take_a_tuned_scenarios_parameters(tmp_path):
+def test_sequences_and_subpopulations_take_a_tuned_scenarios_parameters(tmp_path, capsys):
     scenarios = ["class:3", "random:0.1", "seq:2:random:0.05", "seq:2:class", "subclass:3:1"]
     config = load_config(write_config(tmp_path / "c.yaml", scenarios=scenarios, tuned_from={"seq:2:class": "class:3"}))
     assert config.tuned_scenarios() == ["class:3", "random:0.1"]
     assert [config.tuned_scenario(s) for s in scenarios] == ["class:3", "random:0.1", "random:0.05", "class:3", "class:3"]
     with pytest.raises(SystemExit) as stop:
-        main(["--config", str(write_config(tmp_path / "d.yaml", tuned_from={"seq:2:class": "seq:2:class"})),
+        main(["--config", str(write_config(tmp_path / "d.yaml", tuned_from={"seq:2:class": "seq:3:class"})),
               "--out", str(tmp_path / "out"), "--no-progress"])
     assert stop.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "tuned_from.seq:2:class: 'seq:3:class' is not a tuned scenario" in error
 
 
 def test_the_requests_profile_and_the_quick_sequence_are_valid_configs():

@@ -24,13 +24,16 @@ def test_run_all_quick_profile_end_to_end(tmp_path):
     assert f"results: {out}/results.csv" in result.stdout and "tables:" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == f"{out}/report.html"
     table = pd.read_csv(out / "results.csv")
-    # the whole grid: 1 dataset x 2 scenarios x 3 seeds x (every entry + the tuned variants the
-    # tuned file has for that scenario: none where every trial was rejected, as UNSIR's on random:0.1)
+    # the whole grid: 1 dataset x 3 scenarios x 3 seeds x (every entry + the tuned variants the
+    # tuned file has for that scenario: none where every trial was rejected, as UNSIR's on
+    # random:0.1; the sequence seq:2:random:0.05 takes random:0.1's)
     tuned = yaml.safe_load((ROOT / "configs" / "tuned" / "quick.yaml").read_text())["entries"]
     methods = table["method"].unique()
     entries = [m for m in methods if not m.endswith("+tuned")]
-    variants = sum(1 for entry in tuned if entry["params"])  # one per (scenario, entry) with a choice
-    assert len(table.groupby(["scenario", "seed", "method"]).size()) == 3 * (2 * len(entries) + variants)
+    variants = {s: sum(1 for e in tuned if e["params"] and e["scenario"] == s) for s in ("class:3", "random:0.1")}
+    expected = 3 * (3 * len(entries) + variants["class:3"] + 2 * variants["random:0.1"])
+    assert len(table.groupby(["scenario", "seed", "method"]).size()) == expected
+    assert sorted(table[table.scenario == "seq:2:random:0.05"]["request"].unique()) == [1, 2]
     assert {"original", "retrain", "finetune"} <= set(methods)
     # every method with a search space also runs tuned, beside its defaults
     assert {"finetune+tuned", "unsir+tuned", "fcalb+tuned", "fc_only+tuned"} <= set(methods)
@@ -39,6 +42,7 @@ def test_run_all_quick_profile_end_to_end(tmp_path):
     groups = ("digits__cnn__class-3", "digits__cnn__random-0.1")
     tables = [f"{kind}__{group}" for kind in ("main", "gap", "ablation") for group in groups] + ["cost", "failures"]
     tables += ["tuning__digits__class-3", "tuning__digits__random-0.1"]  # from configs/tuned/quick.yaml
+    tables += ["requests"]  # the sequence's drift from its first request to its last
     for name in tables:
         for suffix in (".md", ".tex", ".csv"):
             assert (out / "tables" / f"{name}{suffix}").stat().st_size > 0, name + suffix
@@ -46,7 +50,7 @@ def test_run_all_quick_profile_end_to_end(tmp_path):
     figures = ["cost_vs_quality", "mia_vs_forget"] + [f"{kind}__{group}" for kind in ("pred_dist", "balance") for group in groups]
     figures += [f"bars__{metric}" for metric in ("forget_acc", "retain_acc", "test_acc", "mia_entropy", "js_retrain",
                                                  "pred_dist_js", "avg_gap", "time_s", "peak_mem_mib")]
-    figures += ["tuning__digits__class-3", "tuning__digits__random-0.1"]
+    figures += ["tuning__digits__class-3", "tuning__digits__random-0.1", "requests__digits__cnn__seq-2-random-0.05"]
     for name in figures:
         assert (plots / f"{name}.png").stat().st_size > 5000 and (plots / f"{name}.pdf").stat().st_size > 5000, name
     page = (out / "report.html").read_text()

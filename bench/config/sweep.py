@@ -185,14 +185,14 @@ class SweepConfig(BaseModel):
                 f"tuning.seeds: must not overlap seeds (the tuner selects on seeds the sweep never reports); shared: "
                 f"{', '.join(map(str, shared))}"
             )
-        for spec, source in self.tuned_from.items():
-            if spec not in self.scenarios:
-                raise ValueError(f"tuned_from: {spec!r} is not one of scenarios ({', '.join(self.scenarios)})")
+        for spec, source in self.tuned_from.items():  # an entry for a scenario the sweep leaves out is unused
             try:
-                kind = parse_scenario(source, dataset_num_classes(self.datasets[0].name)).kind
+                kinds = [parse_scenario(s, dataset_num_classes(self.datasets[0].name)).kind for s in (spec, source)]
             except UserError as error:
                 raise ValueError(f"tuned_from.{spec}: {error}") from None
-            if kind not in TUNED_KINDS:
+            if kinds[0] in TUNED_KINDS:
+                raise ValueError(f"tuned_from: {spec!r} is tuned itself; allowed keys: seq:... and subclass:... scenarios")
+            if kinds[1] not in TUNED_KINDS:
                 raise ValueError(f"tuned_from.{spec}: {source!r} is not a tuned scenario; allowed: class:<k>, random:<fraction>")
         if self.tuned is not None:
             self._check_tuned(self.tuned)
