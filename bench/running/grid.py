@@ -217,10 +217,10 @@ def scenario_splits(out_dir: Path, prepared: PreparedData, scenario: Scenario, s
         splits = sequence_splits(scenario, data.train_y.cpu(), data.num_classes, seed, data.test_y.cpu())
         paths = [stem.with_name(f"{stem.name}__r{i}.safetensors") for i in range(1, len(splits) + 1)]
     elif scenario.kind == "subclass":
-        splits, paths = [subclass_split(out_dir, prepared, scenario)], [stem.with_suffix(".safetensors")]
+        splits, paths = [subclass_split(out_dir, prepared, scenario)], [stem.with_name(f"{stem.name}.safetensors")]
     else:
         splits = [make_split(scenario, data.train_y.cpu(), seed, data.test_y.cpu())]
-        paths = [stem.with_suffix(".safetensors")]
+        paths = [stem.with_name(f"{stem.name}.safetensors")]
     for split, path in zip(splits, paths):
         if load_split(path, split.forget_sha256) is None:
             save_split(path, split)
