@@ -26,14 +26,14 @@ def test_run_all_quick_profile_end_to_end(tmp_path):
     table = pd.read_csv(out / "results.csv")
     # the whole grid: 1 dataset x 3 scenarios x 3 seeds x (every entry + the tuned variants the
     # tuned file has for that scenario: none where every trial was rejected, as UNSIR's on
-    # random:0.1; none for the sequence seq:2:random:0.05, whose base random:0.05 is not tuned)
+    # random:0.1; none for the sequence seq:2:class, which names no tuned scenario)
     tuned = yaml.safe_load((ROOT / "configs" / "tuned" / "quick.yaml").read_text())["entries"]
     methods = table["method"].unique()
     entries = [m for m in methods if not m.endswith("+tuned")]
     variants = {s: sum(1 for e in tuned if e["params"] and e["scenario"] == s) for s in ("class:3", "random:0.1")}
     expected = 3 * (3 * len(entries) + variants["class:3"] + variants["random:0.1"])
     assert len(table.groupby(["scenario", "seed", "method"]).size()) == expected
-    assert sorted(table[table.scenario == "seq:2:random:0.05"]["request"].unique()) == [1, 2]
+    assert sorted(table[table.scenario == "seq:2:class"]["request"].unique()) == [1, 2]
     assert {"original", "retrain", "finetune"} <= set(methods)
     # every method with a search space also runs tuned, beside its defaults
     assert {"finetune+tuned", "unsir+tuned", "fcalb+tuned", "fc_only+tuned"} <= set(methods)
@@ -50,7 +50,7 @@ def test_run_all_quick_profile_end_to_end(tmp_path):
     figures = ["cost_vs_quality", "mia_vs_forget"] + [f"{kind}__{group}" for kind in ("pred_dist", "balance") for group in groups]
     figures += [f"bars__{metric}" for metric in ("forget_acc", "retain_acc", "test_acc", "mia_entropy", "js_retrain",
                                                  "pred_dist_js", "avg_gap", "time_s", "peak_mem_mib")]
-    figures += ["tuning__digits__class-3", "tuning__digits__random-0.1", "requests__digits__cnn__seq-2-random-0.05"]
+    figures += ["tuning__digits__class-3", "tuning__digits__random-0.1", "requests__digits__cnn__seq-2-class"]
     for name in figures:
         assert (plots / f"{name}.png").stat().st_size > 5000 and (plots / f"{name}.pdf").stat().st_size > 5000, name
     page = (out / "report.html").read_text()

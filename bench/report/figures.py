@@ -31,7 +31,7 @@ __all__ = ["Figure", "all_figures", "pareto_front"]
 
 # Per-metric bar charts for these would repeat a table column without adding a reading:
 # the gaps are |metric − retrain|, drawn as the reference line of each metric's own chart.
-NOT_CHARTED_PREFIXES = ("gap_",)
+NOT_CHARTED_PREFIXES = ("gap_", "request_")  # gaps: in the gap table; request_: the per-request figure
 
 
 def charted_metrics(results: Results) -> list[str]:
