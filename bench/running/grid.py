@@ -204,7 +204,7 @@ def record_name(split: Split) -> str:
 
 def split_for(out_dir: Path, prepared: PreparedData, scenario: Scenario, seed: int) -> tuple[Split, Path]:
     """Draw the split and persist it with the sweep (kept if already there and identical);
-    for a sequence, the split its last request leaves (see :func:`request_splits`)."""
+    for a sequence, the split its last request leaves (see :func:`scenario_splits`)."""
     return scenario_splits(out_dir, prepared, scenario, seed)[-1]
 
 
@@ -254,7 +254,7 @@ def planned_splits(out_dir: Path, prepared: PreparedData, config: SweepConfig, s
     return [split_for(out_dir, prepared, scenario, seed)[0] for scenario in scenarios if not scenario.sequential]
 
 
-def test_group(split: Split) -> np.ndarray | None:
+def forgotten_test_mask(split: Split) -> np.ndarray | None:
     """The split's forgotten group in the test set as a numpy mask (see :class:`Split`)."""
     return None if split.test_group is None else split.test_group.cpu().numpy()
 

@@ -16,7 +16,7 @@ from bench.evaluation.costly import map_runs, relearn_steps, retain_relearn_accu
 from bench.evaluation.evaluate import evaluate, mia_metrics, predict_logits
 from bench.running.grid import (
     TRAINING_VERSION, Cell, PreparedData, dataset_slug, derive_seed, evaluation_splits, evaluation_versions, generator_for,
-    record_name, test_group,
+    record_name, forgotten_test_mask,
 )
 from bench.evaluation.metrics.accuracy import accuracy
 from bench.data.models import build_model
@@ -148,12 +148,14 @@ class ModelStore:
         if memo_key not in self._memo:
             retrained = self.retrained(prepared, cell.seed, split)
             versions = evaluation_versions(evaluation)
-            key = stable_hash([retrained.key, original.key, {**evaluation.key_fields(), "batch_size": evaluation.batch_size}, *versions.values()], length=64)
+            evaluation_fields = {**evaluation.key_fields(), "batch_size": evaluation.batch_size}
+            key = stable_hash([retrained.key, original.key, evaluation_fields, *versions.values()], length=64)
             if self.reference_dir is None:
                 self._memo[memo_key] = self._compute_reference(prepared, cell, split, original, retrained, evaluation)
             else:
                 suffix = f"__r{request}" if request is not None else ""
-                path = self.reference_dir / f"{dataset_slug(prepared.config.name)}__{cell.scenario.slug}__s{cell.seed}{suffix}.npz"
+                name = f"{dataset_slug(prepared.config.name)}__{cell.scenario.slug}__s{cell.seed}{suffix}.npz"
+                path = self.reference_dir / name
                 with file_lock(path.with_suffix(".lock")):  # cells of one group on two workers: one computes it
                     reference = load_reference(path, key, retrained)
                     if reference is None:
@@ -168,7 +170,7 @@ class ModelStore:
     ) -> Reference:
         batch_size = evaluation.inference_batch(self.device)
         splits = evaluation_splits(prepared, split)
-        group = test_group(split)
+        group = forgotten_test_mask(split)
         result = evaluate(retrained.model, splits, cell.scenario, prepared.preprocess, batch_size, group)
         mia = mia_metrics(
             result.logits, result.labels, cell.scenario, cell.seed, evaluation.svc_max_samples, test_group=group,

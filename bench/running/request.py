@@ -26,7 +26,9 @@ from bench.evaluation.evaluate import Evaluation, evaluate, gap_metrics, mia_met
 from bench.evaluation.metrics.divergence import prediction_histogram
 from bench.evaluation.reference import Reference
 from bench.registry import UnlearnTask, get_method
-from bench.running.grid import Cell, PreparedData, evaluation_splits, generator_for, method_generator, record_name, test_group
+from bench.running.grid import (
+    Cell, PreparedData, evaluation_splits, forgotten_test_mask, generator_for, method_generator, record_name,
+)
 from bench.running.model_store import ModelStore
 from bench.training.loop import CachedModel, synchronize
 from bench.training.update_record import TrainingRecord
@@ -192,7 +194,7 @@ def run_request(
     reference = models.reference(prepared, cell, split, original, config.evaluation, request)
     batch_size = config.evaluation.inference_batch(models.device)
     started = time.perf_counter()
-    group = test_group(split)
+    group = forgotten_test_mask(split)
     splits = evaluation_splits(prepared, split)
     evaluation = evaluate(run.model, splits, cell.scenario, prepared.preprocess, batch_size, group)
     mia = mia_metrics(
