@@ -25,7 +25,7 @@ from bench.evaluation.config import RelearnConfig, RetainRelearnConfig
 from bench.evaluation.evaluate import SplitData, predict_logits
 from bench.evaluation.metrics import accuracy
 from bench.evaluation.metrics.forget_quality import forget_quality, logit_scaled_confidence
-from bench.training.loop import Preprocess, autocast, batch_indices
+from bench.training.loop import Preprocess, Recipe, autocast, batch_indices, train
 
 
 T = TypeVar("T")
@@ -115,24 +115,19 @@ def relearn_metrics(steps: int, censored: bool, retrained_steps: int, retrained_
 def retain_finetune(
     model: nn.Module, retain: SplitData, config: RetainRelearnConfig, preprocess: Preprocess, generator: torch.Generator,
 ) -> nn.Module:
-    """A copy of ``model`` fine-tuned on retain data only: ``config.samples`` of them (a
-    seeded choice), ``config.epochs`` shuffled passes, SGD with momentum 0.9, no augmentation.
-    It is given nothing of the forget set."""
+    """A copy of ``model`` fine-tuned on retain data only, by the harness's one training loop
+    (:func:`bench.training.loop.train`): ``config.samples`` of them (a seeded choice),
+    ``config.epochs`` shuffled passes, plain SGD with momentum 0.9 at a constant ``lr``, no
+    weight decay, no augmentation. It is given nothing of the forget set."""
     model = copy.deepcopy(model)
-    device = next(model.parameters()).device
     chosen = torch.randperm(len(retain.labels), generator=generator)[: config.samples]
-    images = retain.images[chosen.to(retain.images.device)].to(device)
-    labels = torch.as_tensor(retain.labels, device=device)[chosen.to(device)]
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
-    model.train()
-    for _epoch in range(config.epochs):
-        for batch in batch_indices(len(chosen), config.batch_size, generator):
-            batch = batch.to(device)
-            with autocast(device):
-                loss = F.cross_entropy(model(preprocess(images[batch])), labels[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    images = retain.images[chosen.to(retain.images.device)]
+    labels = torch.as_tensor(retain.labels, device=images.device)[chosen.to(images.device)]
+    recipe = Recipe(
+        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, momentum=0.9, nesterov=False, weight_decay=0.0,
+        schedule="constant", augment=False,
+    )
+    train(model, images, labels, recipe, preprocess, generator)
     return model.eval()
 
 

@@ -37,6 +37,8 @@ METRICS_VERSION = 4
 # Bump when the forget-quality score changes: only cells and references that compute it are
 # redone (2: the official challenge scorer's tests, bins and confidence).
 FORGET_QUALITY_VERSION = 2
+# Bump when retain-only relearning changes (2: it runs through the one training loop).
+RETAIN_RELEARN_VERSION = 2
 
 
 def evaluation_versions(evaluation: EvaluationConfig) -> dict[str, int]:
@@ -44,6 +46,8 @@ def evaluation_versions(evaluation: EvaluationConfig) -> dict[str, int]:
     versions = {"metrics_version": METRICS_VERSION}
     if evaluation.forget_quality is not None:
         versions["forget_quality_version"] = FORGET_QUALITY_VERSION
+    if evaluation.retain_relearn is not None:
+        versions["retain_relearn_version"] = RETAIN_RELEARN_VERSION
     return versions
 
 
