@@ -281,6 +281,26 @@ def test_trials_asked_at_once_get_different_parameters(tmp_path):
     assert asked[0] == {"lr": 0.02, "epochs": 1} and asked[1] != asked[2] and len(driver.in_flight) == 3
 
 
+def tiny_tuned_file(raw: dict) -> dict:
+    """A tuned file for ``tune_config``'s digits class:3: the original and finetune (lr 0.05, 3 epochs)."""
+    from bench.config.sweep import DatasetConfig, dataset_hash
+    from bench.registry import get_method
+
+    tuned = {
+        "sweep": "tiny", "budget": 3, "tuning_seeds": [100], "validation_size": 0.1, "objective": "avg_gap_auc", "config_hash": "x",
+        "entries": [
+            {"dataset": "digits", "scenario": "class:3", "method": "original", "method_class": "original", "dataset_hash": ""},
+            {"dataset": "digits", "scenario": "class:3", "method": "finetune", "method_class": "finetune",
+             "base_params": {"epochs": 1}, "space": {"lr": "log-uniform [0.0001, 0.1]", "epochs": "integer [1, 10]"},
+             "defaults": {"lr": 0.02, "epochs": 1}, "params": {"lr": 0.05, "epochs": 3}, "trials": 3},
+        ],
+    }
+    for entry in tuned["entries"]:
+        entry["dataset_hash"] = dataset_hash(DatasetConfig.model_validate(raw["datasets"][0]))
+        entry["method_params"] = get_method(entry["method_class"]).Config.model_validate(entry.get("base_params", {})).model_dump()
+    return tuned
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda raw, tuned: raw.update(seeds=[100], tuning={"seeds": [7]}), "seeds: 100 chose the tuned file's parameters"),
     (lambda raw, tuned: raw["methods"][1]["params"].update(epochs=2), "was tuned from other base params"),
@@ -293,22 +313,7 @@ def test_trials_asked_at_once_get_different_parameters(tmp_path):
 def test_a_tuned_file_that_does_not_fit_the_sweep_is_one_line_exit_2(tmp_path, change, message):
     config_path = tune_config(tmp_path / "c.yaml", scenarios=["class:3"])
     raw = yaml.safe_load(config_path.read_text())
-    tuned = {
-        "sweep": "tiny", "budget": 3, "tuning_seeds": [100], "validation_size": 0.1, "objective": "avg_gap_auc", "config_hash": "x",
-        "entries": [
-            {"dataset": "digits", "scenario": "class:3", "method": "original", "method_class": "original", "dataset_hash": ""},
-            {"dataset": "digits", "scenario": "class:3", "method": "finetune", "method_class": "finetune",
-             "base_params": {"epochs": 1}, "space": {"lr": "log-uniform [0.0001, 0.1]", "epochs": "integer [1, 10]"},
-             "defaults": {"lr": 0.02, "epochs": 1}, "params": {"lr": 0.05, "epochs": 3}, "trials": 3},
-        ],
-    }
-    from bench.config.sweep import DatasetConfig, dataset_hash
-
-    from bench.registry import get_method
-
-    for entry in tuned["entries"]:
-        entry["dataset_hash"] = dataset_hash(DatasetConfig.model_validate(raw["datasets"][0]))
-        entry["method_params"] = get_method(entry["method_class"]).Config.model_validate(entry.get("base_params", {})).model_dump()
+    tuned = tiny_tuned_file(raw)
     raw["tuned"] = "tuned.yaml"
     (tmp_path / "tuned.yaml").write_text(yaml.safe_dump(tuned))
     config_path.write_text(yaml.safe_dump(raw))
@@ -318,6 +323,32 @@ def test_a_tuned_file_that_does_not_fit_the_sweep_is_one_line_exit_2(tmp_path, c
     config_path.write_text(yaml.safe_dump(raw))
     result = run_module("bench.sweep", "--config", str(config_path), "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_tuned_files_tuned_alike_are_read_as_one_and_others_are_one_line_exit_2(tmp_path):
+    config_path = tune_config(tmp_path / "c.yaml", scenarios=["class:3"])
+    raw = yaml.safe_load(config_path.read_text())
+    tuned = tiny_tuned_file(raw)
+    first, second = dict(tuned, entries=tuned["entries"][:1]), dict(tuned, entries=tuned["entries"][1:], sweep="other")
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(first))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(second))
+    raw["tuned"] = ["a.yaml", "b.yaml"]
+    config_path.write_text(yaml.safe_dump(raw))
+    config = load_config(config_path)
+    assert config.tuned.sweep == "tiny + other" and [e.method for e in config.tuned.entries] == ["original", "finetune"]
+    assert config.tuned_variant("digits", "class:3", config.methods[1]).params == {"epochs": 3, "lr": 0.05}
+    for listed, second_file, message in [
+        (["a.yaml", "b.yaml"], dict(second, tuning_seeds=[101]),
+         "tuned: 'b.yaml' was tuned under other rules than 'a.yaml' (tuning_seeds: [101] against [100])"),
+        (["a.yaml", "b.yaml"], dict(second, entries=tuned["entries"]), "tuned: 'b.yaml' and 'a.yaml' both hold original on digits class:3"),
+        (["a.yaml", "a.yaml"], second, "names a file twice"),
+        (["a.yaml", 3], second, "is not a list of paths"),
+    ]:
+        (tmp_path / "b.yaml").write_text(yaml.safe_dump(second_file))
+        raw["tuned"] = listed
+        config_path.write_text(yaml.safe_dump(raw))
+        result = run_module("bench.sweep", "--config", str(config_path), "--out", str(tmp_path / "out"))
+        assert result.returncode == 2 and message in result.stderr and not (tmp_path / "out").exists(), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 

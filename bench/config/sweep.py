@@ -24,7 +24,7 @@ from bench.data.splits import parse_scenario
 from bench.registry.space import describe_space
 from bench.core.store import stable_hash
 from bench.training.loop import Precision, Recipe
-from bench.config.tuning import TunedFile, TuningConfig, read_tuned_file
+from bench.config.tuning import TunedFile, TuningConfig, read_tuned_files
 
 
 class DatasetConfig(BaseModel):
@@ -134,7 +134,8 @@ class SweepConfig(BaseModel):
     # How python -m bench.tune tunes this sweep (see TuningConfig).
     tuning: TuningConfig = TuningConfig()
     # A file written by python -m bench.tune: each tuned method runs beside its default as <name>+tuned.
-    # In YAML a path, relative to the config file's folder; load_config reads it.
+    # In YAML a path relative to the config file's folder, or a list of them tuned under one
+    # protocol (merged, bench.config.tuning.merge_tuned_files); load_config reads it.
     tuned: TunedFile | None = None
     # Sequences and subpopulations are not tuned: they run with the tuned parameters of the
     # scenario named here (default: a sequence's base, e.g. seq:4:random:0.1 -> random:0.1;
@@ -358,8 +359,8 @@ def load_config(
         apply_override(raw, assignment)
     if not read_tuned:
         raw.pop("tuned", None)
-    if isinstance(raw.get("tuned"), str):
-        raw["tuned"] = read_tuned_file(path.parent / raw["tuned"])
+    if "tuned" in raw:
+        raw["tuned"] = read_tuned_files(path.parent, raw["tuned"])
     if seeds is not None:
         raw["seeds"] = seeds
     if methods is not None:

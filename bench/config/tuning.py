@@ -3,7 +3,8 @@
 The tuner (``python -m bench.tune``) gives every method the same number of trials, on
 validation data held out of the training set, on seeds the sweep never reports; the file
 it writes names, per (dataset, scenario, method), the parameters it chose and how it chose
-them. A sweep config points at such a file with ``tuned: <path>``.
+them. A sweep config points at such a file with ``tuned: <path>``, or at several made under
+one protocol (``tuned: [a.yaml, b.yaml]``, e.g. one profile's digits and another's MNIST).
 """
 
 from __future__ import annotations
@@ -140,3 +141,53 @@ def read_tuned_file(path: Path) -> dict[str, Any]:
         where = ".".join(str(p) for p in first["loc"])
         raise UserError(f"tuned: {str(path)!r} is not a tuned file ({where}: {first['msg']}); allowed: a file written by python -m bench.tune") from None
     return raw
+
+
+# What two tuned files must share to be read as one: the budget and the rules of selection.
+TUNING_RULES = (
+    "budget", "tuning_seeds", "validation_size", "objective", "race_z", "startup_trials", "max_cost_ratio",
+    "max_time_ratio",
+)
+
+
+def merge_tuned_files(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One tuned mapping from several ``(name, mapping)`` files tuned under the same rules,
+    with disjoint entries: a method is only comparable with another tuned alike, and one
+    (dataset, scenario, method) must not have two answers."""
+    (first_name, merged), *rest = files
+    merged = {**merged, "entries": list(merged.get("entries", []))}
+    owner = {_entry_id(entry): first_name for entry in merged["entries"]}
+    for name, raw in rest:
+        for field in TUNING_RULES:
+            if raw.get(field) != merged.get(field):
+                raise UserError(
+                    f"tuned: {name!r} was tuned under other rules than {first_name!r} ({field}: {raw.get(field)!r} "
+                    f"against {merged.get(field)!r}); allowed: files written under one tuning protocol")
+        for entry in raw.get("entries", []):
+            if _entry_id(entry) in owner:
+                method, dataset, scenario = _entry_id(entry)
+                raise UserError(f"tuned: {name!r} and {owner[_entry_id(entry)]!r} both hold {method} on {dataset} {scenario}; "
+                                "allowed: files whose entries differ")
+            owner[_entry_id(entry)] = name
+            merged["entries"].append(entry)
+        for field in ("sweep", "config_hash", "code_commit", "command"):
+            merged[field] = " + ".join(filter(None, [merged.get(field, ""), raw.get(field, "")]))
+    return merged
+
+
+def _entry_id(entry: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return entry.get("method"), entry.get("dataset"), entry.get("scenario")
+
+
+def read_tuned_files(folder: Path, tuned: Any) -> Any:
+    """``tuned:`` as written (a path or a list of paths, relative to the config's folder) →
+    one tuned mapping; anything else is left for validation to name."""
+    if isinstance(tuned, str):
+        return read_tuned_file(folder / tuned)
+    if isinstance(tuned, list) and tuned and all(isinstance(name, str) for name in tuned):
+        if len(set(tuned)) != len(tuned):
+            raise UserError(f"tuned: {tuned!r} names a file twice; allowed: a path, or a list of different paths")
+        return merge_tuned_files([(name, read_tuned_file(folder / name)) for name in tuned])
+    if isinstance(tuned, list):
+        raise UserError(f"tuned: {tuned!r} is not a list of paths; allowed: a path, or a list of paths to files written by python -m bench.tune")
+    return tuned
