@@ -281,6 +281,20 @@ def test_trials_asked_at_once_get_different_parameters(tmp_path):
     assert asked[0] == {"lr": 0.02, "epochs": 1} and asked[1] != asked[2] and len(driver.in_flight) == 3
 
 
+def test_a_merged_files_note_and_tables_give_each_study_its_own_budget():
+    from bench.report.tuning import late_best_counts, tuned_note
+
+    def entry(dataset: str, budget: int | None, history: list[float]) -> dict:
+        return {"dataset": dataset, "scenario": "class:3", "method": "ga", "method_class": "ga", "dataset_hash": "",
+                "budget": budget, "history": history, "trials": len(history)}
+    rules = {"sweep": "a + b", "budget": 20, "tuning_seeds": [100], "validation_size": 0.1, "objective": "avg_gap_auc", "config_hash": "x"}
+    merged = TunedFile.model_validate({**rules, "entries": [entry("digits", 20, [0.5] * 19 + [0.1]), entry("mnist", 16, [0.5] * 15 + [0.1])]})
+    assert tuned_note([merged]).startswith("§ +tuned: parameters chosen by python -m bench.tune (16-20 trials (one budget per dataset) per method")
+    assert late_best_counts((merged, e) for e in merged.entries) == (2, 2)  # trial 15 is in the last fifth of 16, trial 19 of 20
+    single = TunedFile.model_validate({**rules, "entries": [entry("digits", None, [0.1] + [0.5] * 19)]})
+    assert "(20 trials per method" in tuned_note([single]) and single.budgets() == [20]
+
+
 def tiny_tuned_file(raw: dict) -> dict:
     """A tuned file for ``tune_config``'s digits class:3: the original and finetune (lr 0.05, 3 epochs)."""
     from bench.config.sweep import DatasetConfig, dataset_hash
@@ -337,7 +351,15 @@ def test_tuned_files_tuned_alike_are_read_as_one_and_others_are_one_line_exit_2(
     config = load_config(config_path)
     assert config.tuned.sweep == "tiny + other" and [e.method for e in config.tuned.entries] == ["original", "finetune"]
     assert config.tuned_variant("digits", "class:3", config.methods[1]).params == {"epochs": 3, "lr": 0.05}
+    other = dict(tuned, budget=5, entries=[dict(entry, dataset="mnist") for entry in tuned["entries"]])
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(tuned))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(other))  # another dataset may have had another budget
+    config = load_config(config_path)
+    assert [config.tuned.budget_of(e) for e in config.tuned.entries] == [3, 3, 5, 5] and config.tuned.budgets() == [3, 5]
+    assert config.tuned_variant("digits", "class:3", config.methods[1]).params == {"epochs": 3, "lr": 0.05}
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(first))
     for listed, second_file, message in [
+        (["a.yaml", "b.yaml"], dict(second, budget=5), "tuned: 'b.yaml' gives digits a budget of 5 trials where 'a.yaml' gives 3"),
         (["a.yaml", "b.yaml"], dict(second, tuning_seeds=[101]),
          "tuned: 'b.yaml' was tuned under other rules than 'a.yaml' (tuning_seeds: [101] against [100])"),
         (["a.yaml", "b.yaml"], dict(second, entries=tuned["entries"]), "tuned: 'b.yaml' and 'a.yaml' both hold original on digits class:3"),

@@ -99,6 +99,7 @@ class TunedEntry(BaseModel):
     seed_values: list[float] = []  # the chosen trial's objective on each tuning seed
     default_seed_values: list[float] = []  # the defaults' (trial 0), where it ran on every seed
     history: list[float | None] = []  # the objective by counted trial, None where failed, rejected or pruned
+    budget: int | None = None  # the study's own budget, set where merged files' budgets differ; None: the file's
 
 
 class TunedFile(BaseModel):
@@ -119,6 +120,13 @@ class TunedFile(BaseModel):
     code_commit: str = ""
     command: str = ""
     entries: list[TunedEntry] = []
+
+    def budget_of(self, entry: TunedEntry) -> int:
+        """The trials ``entry``'s study was given (its own where files of several budgets were merged)."""
+        return self.budget if entry.budget is None else entry.budget
+
+    def budgets(self) -> list[int]:
+        return sorted({self.budget_of(entry) for entry in self.entries} or {self.budget})
 
     def entry(self, dataset: str, scenario: str, method: str) -> TunedEntry | None:
         for entry in self.entries:
@@ -143,19 +151,20 @@ def read_tuned_file(path: Path) -> dict[str, Any]:
     return raw
 
 
-# What two tuned files must share to be read as one: the budget and the rules of selection.
-TUNING_RULES = (
-    "budget", "tuning_seeds", "validation_size", "objective", "race_z", "startup_trials", "max_cost_ratio",
-    "max_time_ratio",
-)
+# What two tuned files must share to be read as one: the rules of selection. Their budgets may
+# differ between datasets (every method on a dataset still gets the same), not within one.
+TUNING_RULES = ("tuning_seeds", "validation_size", "objective", "race_z", "startup_trials", "max_cost_ratio", "max_time_ratio")
 
 
 def merge_tuned_files(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """One tuned mapping from several ``(name, mapping)`` files tuned under the same rules,
     with disjoint entries: a method is only comparable with another tuned alike, and one
-    (dataset, scenario, method) must not have two answers."""
+    (dataset, scenario, method) must not have two answers. Files of different budgets may
+    hold different datasets only; each entry then carries its own ``budget``."""
+    _check_budgets(files)
     (first_name, merged), *rest = files
-    merged = {**merged, "entries": list(merged.get("entries", []))}
+    same_budget = len({raw.get("budget") for _, raw in files}) == 1
+    merged = {**merged, "entries": [_with_budget(entry, merged, same_budget) for entry in merged.get("entries", [])]}
     owner = {_entry_id(entry): first_name for entry in merged["entries"]}
     for name, raw in rest:
         for field in TUNING_RULES:
@@ -169,7 +178,7 @@ def merge_tuned_files(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]
                 raise UserError(f"tuned: {name!r} and {owner[_entry_id(entry)]!r} both hold {method} on {dataset} {scenario}; "
                                 "allowed: files whose entries differ")
             owner[_entry_id(entry)] = name
-            merged["entries"].append(entry)
+            merged["entries"].append(_with_budget(entry, raw, same_budget))
         for field in ("sweep", "config_hash", "code_commit", "command"):
             merged[field] = " + ".join(filter(None, [merged.get(field, ""), raw.get(field, "")]))
     return merged
@@ -177,6 +186,23 @@ def merge_tuned_files(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]
 
 def _entry_id(entry: dict[str, Any]) -> tuple[Any, Any, Any]:
     return entry.get("method"), entry.get("dataset"), entry.get("scenario")
+
+
+def _with_budget(entry: dict[str, Any], raw: dict[str, Any], same_budget: bool) -> dict[str, Any]:
+    return entry if same_budget or entry.get("budget") is not None else {**entry, "budget": raw.get("budget")}
+
+
+def _check_budgets(files: list[tuple[str, dict[str, Any]]]) -> None:
+    """Two files that give one dataset's methods different budgets would tune them unalike."""
+    budget_of: dict[Any, tuple[Any, str]] = {}
+    for name, raw in files:
+        for entry in raw.get("entries", []):
+            budget = entry.get("budget") if entry.get("budget") is not None else raw.get("budget")
+            seen = budget_of.setdefault(entry.get("dataset"), (budget, name))
+            if seen[0] != budget:
+                raise UserError(
+                    f"tuned: {name!r} gives {entry.get('dataset')} a budget of {budget} trials where {seen[1]!r} gives {seen[0]}; "
+                    "allowed: one budget per dataset, so that its methods are tuned alike")
 
 
 def read_tuned_files(folder: Path, tuned: Any) -> Any:

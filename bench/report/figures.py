@@ -210,7 +210,7 @@ def tuning_figures(results, folder: Path, colours: dict[str, str]) -> list[Figur
             continue
         plt = pyplot()
         figure, ax = plt.subplots(figsize=(6.4, 3.4))
-        budget = max(f.budget for f, _ in studies)
+        budget = max(f.budget_of(e) for f, e in studies)
         span = ax.axvspan(first_late_trial(budget) - 0.5, budget - 0.5, color="0.92", linewidth=0, label="last fifth of the budget")
         span.set_zorder(0)
         positive = True

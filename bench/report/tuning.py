@@ -27,10 +27,15 @@ def is_tuned(method: str) -> bool:
     return method.endswith(TUNED_SUFFIX)
 
 
+def _budget_text(tuned: TunedFile) -> str:
+    budgets = tuned.budgets()
+    return f"{budgets[0]} trials" if len(budgets) == 1 else f"{budgets[0]}-{budgets[-1]} trials (one budget per dataset)"
+
+
 def tuned_note(tuned: list[TunedFile]) -> str:
     """The note under a table holding tuned rows: budget, seeds, race, objective and cost cap."""
     parts = [
-        f"{t.budget} trials per method on tuning seeds {', '.join(map(str, t.tuning_seeds))}"
+        f"{_budget_text(t)} per method on tuning seeds {', '.join(map(str, t.tuning_seeds))}"
         + (f" (raced, z = {t.race_z:g})" if t.race_z is not None and len(t.tuning_seeds) > 1 else "")
         + f", {t.objective} on {t.validation_size:g} of the training set held out as validation"
         + (f", trials over {t.max_cost_ratio:g}× retraining's operations rejected" if t.max_cost_ratio is not None else "")
@@ -74,7 +79,7 @@ def tuning_tables(results) -> list[Table]:
                 space, trials = "none: tuned over nothing, defaults kept", "–"
             else:
                 space = "; ".join(f"{k}: {v}" for k, v in entry.space.items())
-                trials = f"{entry.trials} of {file.budget}" + (f" ({entry.failed} failed, {entry.rejected} rejected)" if entry.failed or entry.rejected else "")
+                trials = f"{entry.trials} of {file.budget_of(entry)}" + (f" ({entry.failed} failed, {entry.rejected} rejected)" if entry.failed or entry.rejected else "")
             better = entry.objective is not None and entry.default_objective is not None and entry.objective < entry.default_objective
             rows.append([
                 Cell(entry.method), Cell(space), Cell(trials), Cell(_params(entry.defaults)), Cell(_params(entry.params)),
@@ -82,11 +87,11 @@ def tuning_tables(results) -> list[Table]:
             ])
             data.append({
                 "dataset": dataset, "scenario": scenario, "method": entry.method, "method_class": entry.method_class,
-                "space": space, "trials": entry.trials, "budget": file.budget, "failed": entry.failed, "rejected": entry.rejected,
+                "space": space, "trials": entry.trials, "budget": file.budget_of(entry), "failed": entry.failed, "rejected": entry.rejected,
                 "defaults": _params(entry.defaults), "params": _params(entry.params), "objective": file.objective,
                 "default_value": entry.default_objective, "tuned_value": entry.objective,
             })
-        budgets = sorted({file.budget for file, _ in entries})
+        budgets = sorted({file.budget_of(entry) for file, entry in entries})
         late = late_best_note(entries)
         tables.append(Table(
             f"tuning__{tuned_slug(dataset, scenario)}", f"Tuning: {dataset}, {scenario}",
@@ -142,7 +147,7 @@ def late_best_counts(pairs: Iterable[tuple[TunedFile, TunedEntry]]) -> tuple[int
     """:func:`late_best_share` summed over studies of several files, each against its own budget."""
     late = counted = 0
     for file, entry in pairs:
-        k, n = late_best_share([entry], file.budget)
+        k, n = late_best_share([entry], file.budget_of(entry))
         late, counted = late + k, counted + n
     return late, counted
 

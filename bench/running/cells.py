@@ -70,7 +70,7 @@ def tuning_summary(config: SweepConfig, cell: Cell) -> dict[str, Any] | None:
     return {
         "scenario": source,
         "of": entry.method, "params": entry.params, "objective": entry.objective, "default_objective": entry.default_objective,
-        "trials": entry.trials, "budget": config.tuned.budget, "tuning_seeds": config.tuned.tuning_seeds,
+        "trials": entry.trials, "budget": config.tuned.budget_of(entry), "tuning_seeds": config.tuned.tuning_seeds,
         "validation_objective": config.tuned.objective,
     }
 
