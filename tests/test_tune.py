@@ -293,6 +293,8 @@ def test_a_merged_files_note_and_tables_give_each_study_its_own_budget():
     assert late_best_counts((merged, e) for e in merged.entries) == (2, 2)  # trial 15 is in the last fifth of 16, trial 19 of 20
     single = TunedFile.model_validate({**rules, "entries": [entry("digits", None, [0.1] + [0.5] * 19)]})
     assert "(20 trials per method" in tuned_note([single]) and single.budgets() == [20]
+    assert "budget" not in single.model_dump(mode="json")["entries"][0]  # a single file is written as before
+    assert [e["budget"] for e in merged.model_dump(mode="json")["entries"]] == [20, 16]
 
 
 def tiny_tuned_file(raw: dict) -> dict:
@@ -337,6 +339,7 @@ def test_a_tuned_file_that_does_not_fit_the_sweep_is_one_line_exit_2(tmp_path, c
     config_path.write_text(yaml.safe_dump(raw))
     result = run_module("bench.sweep", "--config", str(config_path), "--out", str(tmp_path / "out"))
     assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
 def test_tuned_files_tuned_alike_are_read_as_one_and_others_are_one_line_exit_2(tmp_path):
@@ -359,19 +362,23 @@ def test_tuned_files_tuned_alike_are_read_as_one_and_others_are_one_line_exit_2(
     assert config.tuned_variant("digits", "class:3", config.methods[1]).params == {"epochs": 3, "lr": 0.05}
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(first))
     for listed, second_file, message in [
-        (["a.yaml", "b.yaml"], dict(second, budget=5), "tuned: 'b.yaml' gives digits a budget of 5 trials where 'a.yaml' gives 3"),
+        (["a.yaml", "b.yaml"], dict(second, budget=5), "tuned: 'b.yaml' gives digits 5 trials where 'a.yaml' gives 3 trials"),
         (["a.yaml", "b.yaml"], dict(second, tuning_seeds=[101]),
          "tuned: 'b.yaml' was tuned under other rules than 'a.yaml' (tuning_seeds: [101] against [100])"),
         (["a.yaml", "b.yaml"], dict(second, entries=tuned["entries"]), "tuned: 'b.yaml' and 'a.yaml' both hold original on digits class:3"),
+        (["a.yaml", "b.yaml"], dict(second, entries=tuned["entries"][1:] * 2), "tuned: 'b.yaml' holds finetune on digits class:3 twice"),
+        (["a.yaml", "b.yaml"], dict(second, startup_trials=2),
+         "tuned: 'b.yaml' gives digits 3 trials (2 at random first) where 'a.yaml' gives 3 trials"),
         (["a.yaml", "a.yaml"], second, "names a file twice"),
         (["a.yaml", 3], second, "is not a list of paths"),
+        ([], second, "tuned: an empty list names no file"),
     ]:
         (tmp_path / "b.yaml").write_text(yaml.safe_dump(second_file))
         raw["tuned"] = listed
         config_path.write_text(yaml.safe_dump(raw))
         result = run_module("bench.sweep", "--config", str(config_path), "--out", str(tmp_path / "out"))
         assert result.returncode == 2 and message in result.stderr and not (tmp_path / "out").exists(), result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_tuning_some_methods_keeps_every_entry_of_the_tuned_file(tmp_path):

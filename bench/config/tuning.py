@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 from bench.core.errors import UserError, read_user_text
 
@@ -101,6 +101,14 @@ class TunedEntry(BaseModel):
     history: list[float | None] = []  # the objective by counted trial, None where failed, rejected or pruned
     budget: int | None = None  # the study's own budget, set where merged files' budgets differ; None: the file's
 
+    @model_serializer(mode="wrap")
+    def _without_unset_budget(self, handler) -> dict[str, Any]:
+        """A single file's entries are written as before: no ``budget: null`` in each."""
+        data = handler(self)
+        if self.budget is None:
+            data.pop("budget", None)
+        return data
+
 
 class TunedFile(BaseModel):
     """What ``python -m bench.tune`` writes: the budget and rules, and one entry per study."""
@@ -165,7 +173,9 @@ def merge_tuned_files(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]
     (first_name, merged), *rest = files
     same_budget = len({raw.get("budget") for _, raw in files}) == 1
     merged = {**merged, "entries": [_with_budget(entry, merged, same_budget) for entry in merged.get("entries", [])]}
-    owner = {_entry_id(entry): first_name for entry in merged["entries"]}
+    owner: dict[tuple[Any, Any, Any], str] = {}
+    for entry in merged["entries"]:
+        _claim(owner, entry, first_name)
     for name, raw in rest:
         for field in TUNING_RULES:
             if raw.get(field) != merged.get(field):
@@ -173,11 +183,7 @@ def merge_tuned_files(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]
                     f"tuned: {name!r} was tuned under other rules than {first_name!r} ({field}: {raw.get(field)!r} "
                     f"against {merged.get(field)!r}); allowed: files written under one tuning protocol")
         for entry in raw.get("entries", []):
-            if _entry_id(entry) in owner:
-                method, dataset, scenario = _entry_id(entry)
-                raise UserError(f"tuned: {name!r} and {owner[_entry_id(entry)]!r} both hold {method} on {dataset} {scenario}; "
-                                "allowed: files whose entries differ")
-            owner[_entry_id(entry)] = name
+            _claim(owner, entry, name)
             merged["entries"].append(_with_budget(entry, raw, same_budget))
         for field in ("sweep", "config_hash", "code_commit", "command"):
             merged[field] = " + ".join(filter(None, [merged.get(field, ""), raw.get(field, "")]))
@@ -188,21 +194,37 @@ def _entry_id(entry: dict[str, Any]) -> tuple[Any, Any, Any]:
     return entry.get("method"), entry.get("dataset"), entry.get("scenario")
 
 
+def _claim(owner: dict[tuple[Any, Any, Any], str], entry: dict[str, Any], name: str) -> None:
+    """Record that file ``name`` answers for ``entry``'s study; a second answer is one line."""
+    key = _entry_id(entry)
+    if key in owner:
+        method, dataset, scenario = key
+        where = f"{name!r} holds {method} on {dataset} {scenario} twice" if owner[key] == name else (
+            f"{name!r} and {owner[key]!r} both hold {method} on {dataset} {scenario}")
+        raise UserError(f"tuned: {where}; allowed: files whose entries differ, each study once")
+    owner[key] = name
+
+
 def _with_budget(entry: dict[str, Any], raw: dict[str, Any], same_budget: bool) -> dict[str, Any]:
     return entry if same_budget or entry.get("budget") is not None else {**entry, "budget": raw.get("budget")}
 
 
 def _check_budgets(files: list[tuple[str, dict[str, Any]]]) -> None:
-    """Two files that give one dataset's methods different budgets would tune them unalike."""
-    budget_of: dict[Any, tuple[Any, str]] = {}
+    """Two files that give one dataset's methods different budgets (or random starts) would
+    tune them unalike."""
+    budget_of: dict[Any, tuple[str, str]] = {}
     for name, raw in files:
         for entry in raw.get("entries", []):
-            budget = entry.get("budget") if entry.get("budget") is not None else raw.get("budget")
+            budget = _budget_text(entry.get("budget") if entry.get("budget") is not None else raw.get("budget"), raw.get("startup_trials"))
             seen = budget_of.setdefault(entry.get("dataset"), (budget, name))
             if seen[0] != budget:
                 raise UserError(
-                    f"tuned: {name!r} gives {entry.get('dataset')} a budget of {budget} trials where {seen[1]!r} gives {seen[0]}; "
+                    f"tuned: {name!r} gives {entry.get('dataset')} {budget} where {seen[1]!r} gives {seen[0]}; "
                     "allowed: one budget per dataset, so that its methods are tuned alike")
+
+
+def _budget_text(budget: Any, startup_trials: Any) -> str:
+    return f"{budget} trials" + ("" if startup_trials is None else f" ({startup_trials} at random first)")
 
 
 def read_tuned_files(folder: Path, tuned: Any) -> Any:
@@ -210,6 +232,8 @@ def read_tuned_files(folder: Path, tuned: Any) -> Any:
     one tuned mapping; anything else is left for validation to name."""
     if isinstance(tuned, str):
         return read_tuned_file(folder / tuned)
+    if tuned == []:
+        raise UserError("tuned: an empty list names no file; allowed: a path, a list of paths, or null (no tuned variants)")
     if isinstance(tuned, list) and tuned and all(isinstance(name, str) for name in tuned):
         if len(set(tuned)) != len(tuned):
             raise UserError(f"tuned: {tuned!r} names a file twice; allowed: a path, or a list of different paths")
