@@ -99,7 +99,7 @@ class TunedEntry(BaseModel):
     seed_values: list[float] = []  # the chosen trial's objective on each tuning seed
     default_seed_values: list[float] = []  # the defaults' (trial 0), where it ran on every seed
     history: list[float | None] = []  # the objective by counted trial, None where failed, rejected or pruned
-    budget: int | None = None  # the study's own budget, set where merged files' budgets differ; None: the file's
+    budget: int | None = None  # the study's own budget, set by a merge of files; None: the file's
 
     @model_serializer(mode="wrap")
     def _without_unset_budget(self, handler) -> dict[str, Any]:
@@ -168,11 +168,10 @@ def merge_tuned_files(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]
     """One tuned mapping from several ``(name, mapping)`` files tuned under the same rules,
     with disjoint entries: a method is only comparable with another tuned alike, and one
     (dataset, scenario, method) must not have two answers. Files of different budgets may
-    hold different datasets only; each entry then carries its own ``budget``."""
+    hold different datasets only; every merged entry carries its study's ``budget``."""
     _check_budgets(files)
     (first_name, merged), *rest = files
-    same_budget = len({raw.get("budget") for _, raw in files}) == 1
-    merged = {**merged, "entries": [_with_budget(entry, merged, same_budget) for entry in merged.get("entries", [])]}
+    merged = {**merged, "entries": [_with_budget(entry, merged) for entry in merged.get("entries", [])]}
     owner: dict[tuple[Any, Any, Any], str] = {}
     for entry in merged["entries"]:
         _claim(owner, entry, first_name)
@@ -184,7 +183,7 @@ def merge_tuned_files(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]
                     f"against {merged.get(field)!r}); allowed: files written under one tuning protocol")
         for entry in raw.get("entries", []):
             _claim(owner, entry, name)
-            merged["entries"].append(_with_budget(entry, raw, same_budget))
+            merged["entries"].append(_with_budget(entry, raw))
         for field in ("sweep", "config_hash", "code_commit", "command"):
             merged[field] = " + ".join(filter(None, [merged.get(field, ""), raw.get(field, "")]))
     return merged
@@ -205,8 +204,8 @@ def _claim(owner: dict[tuple[Any, Any, Any], str], entry: dict[str, Any], name: 
     owner[key] = name
 
 
-def _with_budget(entry: dict[str, Any], raw: dict[str, Any], same_budget: bool) -> dict[str, Any]:
-    return entry if same_budget or entry.get("budget") is not None else {**entry, "budget": raw.get("budget")}
+def _with_budget(entry: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    return entry if entry.get("budget") is not None else {**entry, "budget": raw.get("budget")}
 
 
 def _check_budgets(files: list[tuple[str, dict[str, Any]]]) -> None:
