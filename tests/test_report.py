@@ -18,6 +18,7 @@ from scipy import stats
 from bench.config.sweep import load_config
 from bench.report import build_report
 from bench.report.figures import pareto_front
+from bench.report.pagecheck import find_chromium, inspect_page, page_faults
 from bench.report.stats import holm
 from bench.sweep import run_sweep
 from conftest import hand_record, require_tool, run_module, write_config, write_records
@@ -259,61 +260,50 @@ def test_report_of_a_real_sweep(finished_sweep, tmp_path):
 
 
 def test_report_page_in_headless_chromium(hand_report, tmp_path):
-    """The page opens from disk in a real browser: no console error, no failed request,
-    every figure decodes, every table is there, a screenshot is not blank; it opens on the
-    summary and the claims check, nothing is wider than a 1280-pixel window (wide tables
-    scroll inside their own box), and the configuration is folded at the end."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    require_tool(chromium is not None, "chromium")
+    """The page opens from disk in a real browser (bench.report.pagecheck, the check a user
+    runs on a real results folder): no console error, no failed request, every figure
+    decodes, every table is there, a screenshot is not blank; it opens on the summary and the
+    claims check, nothing is wider than a 1280-pixel window (wide tables scroll inside their
+    own box), and the configuration is folded at the end, after the failures."""
+    require_tool(find_chromium() is not None, "chromium")
     require_tool(importlib.util.find_spec("playwright") is not None, "playwright (the dev extra)")
     from PIL import Image
-    from playwright import sync_api
 
-    problems: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run",
-        ])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url[:100]}"))
-        page.goto(hand_report.html.resolve().as_uri(), wait_until="load")
-        images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
-        headings = page.evaluate("Array.from(document.querySelectorAll('h3')).map(h => h.id)")
-        layout = page.evaluate("""() => ({
-            scrollWidth: document.documentElement.scrollWidth,
-            wide: Array.from(document.querySelectorAll('body *'))
-                .filter(e => !e.parentElement.closest('.scroll') && !e.closest('details:not([open])'))
-                .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
-                .map(e => e.tagName + '#' + e.id),
-            first: Array.from(document.querySelectorAll('h2, h3')).slice(0, 2).map(h => h.id),
-            summaryTop: document.getElementById('summary').getBoundingClientRect().top,
-            folded: Array.from(document.querySelectorAll('details[id]')).map(d => [d.id, d.open, !!d.querySelector('#config'),
-                                                                                  !!d.querySelector('#environment')]),
-            after: document.getElementById('config-section').compareDocumentPosition(document.getElementById('failures-section')),
-        })""")
-        page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
-        opened = page.evaluate("""() => ({scrollWidth: document.documentElement.scrollWidth, wide: Array.from(
-            document.querySelectorAll('body *')).filter(e => !e.parentElement.closest('.scroll'))
-            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5).map(e => e.tagName + '#' + e.id)})""")
-        page.screenshot(path=str(tmp_path / "top.png"))
-        page.locator("#cost_vs_quality").scroll_into_view_if_needed()
-        page.screenshot(path=str(tmp_path / "figure.png"))
-        browser.close()
-    assert problems == []
-    assert len(images) == len(hand_report.figures) >= 12
-    assert all(complete and width > 100 and height > 100 for complete, width, height in images)
-    assert {t.name for t in hand_report.tables} <= set(headings)
-    assert layout["first"] == ["summary", "claims"] and layout["summaryTop"] < 900  # on the first screen
-    assert layout["scrollWidth"] <= 1280 and layout["wide"] == [], layout["wide"][:10]
-    assert opened["scrollWidth"] <= 1280 and opened["wide"] == [], opened["wide"][:10]  # unfolded, still within
-    assert layout["folded"] == [["config-section", False, True, False], ["environment-section", False, False, True]]
-    assert layout["after"] == 2  # the failures come before the folded configuration (DOCUMENT_POSITION_PRECEDING)
+    facts = inspect_page(hand_report.html, screenshots=tmp_path)
+    assert page_faults(facts) == []
+    assert len(facts.images) == len(hand_report.figures) >= 12
+    assert all(complete and width > 100 and height > 100 for complete, width, height in facts.images)
+    assert {t.name for t in hand_report.tables} <= set(facts.headings)
+    assert facts.folded_layout["first"] == ["summary", "claims"] and facts.folded_layout["summaryTop"] < 900
+    assert facts.folded_layout["folded"] == [["config-section", False, True, False], ["environment-section", False, False, True]]
+    html = hand_report.html.read_text()
+    assert html.index("id='failures-section'") < html.index("id='config-section'")  # the failures before the folded configuration
     for shot in ("top.png", "figure.png"):
         pixels = np.asarray(Image.open(tmp_path / shot).convert("L"))
         assert pixels.shape == (900, 1280) and (pixels < 200).mean() > 0.01 and len(np.unique(pixels)) > 16
+
+
+def test_the_page_check_names_each_fault(hand_report, tmp_path):
+    """Known faults, made by hand in copies of the page, each give their lines: an element
+    wider than the window outside a scroll box (folded and unfolded), the configuration left
+    open; a file that is not a report page is one line, exit 2."""
+    require_tool(find_chromium() is not None, "chromium")
+    require_tool(importlib.util.find_spec("playwright") is not None, "playwright (the dev extra)")
+    html = hand_report.html.read_text()
+    wide = html.replace("</body>", '<div id="too-wide" style="width:1500px">x</div></body>')
+    unfolded = html.replace("<details id='config-section'", "<details open id='config-section'")
+    assert wide != html and unfolded != html
+    faults = {}
+    for name, text in (("wide", wide), ("unfolded", unfolded)):
+        page = hand_report.html.parent / f"{name}.html"
+        page.write_text(text)
+        faults[name] = page_faults(inspect_page(page))
+    assert len(faults["wide"]) == 2 and all("DIV#too-wide" in f for f in faults["wide"])
+    assert faults["unfolded"] == [f"the configuration and environment are not folded sections at the end: "
+                                  f"{[['config-section', True, True, False], ['environment-section', False, False, True]]}"]
+    result = run_module("bench.report.pagecheck", str(tmp_path / "none.html"))
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'none.html'}: not a report page; pass the report.html that python -m bench.report wrote"]
 
 
 def test_pareto_front_by_hand():

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT
+from bench.report.pagecheck import find_chromium, inspect_page, page_faults
+from conftest import ROOT, require_tool
 
 
 @pytest.mark.slow
@@ -57,6 +58,10 @@ def test_run_all_quick_profile_end_to_end(tmp_path):
     for name in tables + figures:
         assert f"id='{name}'" in page, name
     assert "<h2 id='config'>" in page and "<h2 id='environment'>" in page
+    # the real quick profile's page, in the browser: it opens on the summary and the claims
+    # check, nothing is wider than 1280 px, the configuration folded at the end
+    require_tool(find_chromium() is not None, "chromium")
+    assert page_faults(inspect_page(out / "report.html")) == []
     # the only cells without results: amnesiac_undo on the sequence, not applicable with its reason
     failures = pd.read_csv(out / "tables" / "failures.csv")
     assert sorted(zip(failures["scenario"], failures["seed"], failures["method"], failures["status"])) == [
