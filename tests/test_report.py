@@ -295,7 +295,7 @@ def test_the_page_check_names_each_fault(hand_report, tmp_path):
     assert wide != html and unfolded != html
     faults = {}
     for name, text in (("wide", wide), ("unfolded", unfolded)):
-        page = hand_report.html.parent / f"{name}.html"
+        page = tmp_path / f"{name}.html"
         page.write_text(text)
         faults[name] = page_faults(inspect_page(page))
     assert len(faults["wide"]) == 2 and all("DIV#too-wide" in f for f in faults["wide"])
