@@ -354,11 +354,12 @@ def test_tuned_files_tuned_alike_are_read_as_one_and_others_are_one_line_exit_2(
     config = load_config(config_path)
     assert config.tuned.sweep == "tiny + other" and [e.method for e in config.tuned.entries] == ["original", "finetune"]
     assert config.tuned_variant("digits", "class:3", config.methods[1]).params == {"epochs": 3, "lr": 0.05}
-    other = dict(tuned, budget=5, entries=[dict(entry, dataset="mnist") for entry in tuned["entries"]])
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump(tuned))
-    (tmp_path / "b.yaml").write_text(yaml.safe_dump(other))  # another dataset may have had another budget
+    other = dict(tuned, budget=5, startup_trials=2, entries=[dict(entry, dataset="mnist") for entry in tuned["entries"]])
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(dict(tuned, startup_trials=1)))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(other))  # another dataset may have had another budget and random start
     config = load_config(config_path)
     assert [config.tuned.budget_of(e) for e in config.tuned.entries] == [3, 3, 5, 5] and config.tuned.budgets() == [3, 5]
+    assert config.tuned.startup_trials is None  # no one file's random start stands for both datasets
     assert config.tuned_variant("digits", "class:3", config.methods[1]).params == {"epochs": 3, "lr": 0.05}
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(first))
     for listed, second_file, message in [

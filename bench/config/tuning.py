@@ -184,6 +184,8 @@ def merge_tuned_files(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]
         for entry in raw.get("entries", []):
             _claim(owner, entry, name)
             merged["entries"].append(_with_budget(entry, raw))
+        if raw.get("startup_trials") != merged.get("startup_trials"):
+            merged["startup_trials"] = None  # per dataset then, like the budget; no one file's value stands for all
         for field in ("sweep", "config_hash", "code_commit", "command"):
             merged[field] = " + ".join(filter(None, [merged.get(field, ""), raw.get(field, "")]))
     return merged
@@ -211,18 +213,19 @@ def _with_budget(entry: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
 def _check_budgets(files: list[tuple[str, dict[str, Any]]]) -> None:
     """Two files that give one dataset's methods different budgets (or random starts) would
     tune them unalike."""
-    budget_of: dict[Any, tuple[str, str]] = {}
+    seen: dict[Any, tuple[tuple[Any, Any], str]] = {}
     for name, raw in files:
         for entry in raw.get("entries", []):
-            budget = _budget_text(entry.get("budget") if entry.get("budget") is not None else raw.get("budget"), raw.get("startup_trials"))
-            seen = budget_of.setdefault(entry.get("dataset"), (budget, name))
-            if seen[0] != budget:
+            rule = (entry.get("budget") if entry.get("budget") is not None else raw.get("budget"), raw.get("startup_trials"))
+            first, owner = seen.setdefault(entry.get("dataset"), (rule, name))
+            if first != rule:
                 raise UserError(
-                    f"tuned: {name!r} gives {entry.get('dataset')} {budget} where {seen[1]!r} gives {seen[0]}; "
+                    f"tuned: {name!r} gives {entry.get('dataset')} {_describe(rule)} where {owner!r} gives {_describe(first)}; "
                     "allowed: one budget per dataset, so that its methods are tuned alike")
 
 
-def _budget_text(budget: Any, startup_trials: Any) -> str:
+def _describe(rule: tuple[Any, Any]) -> str:
+    budget, startup_trials = rule
     return f"{budget} trials" + ("" if startup_trials is None else f" ({startup_trials} at random first)")
 
 
