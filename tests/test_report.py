@@ -318,10 +318,14 @@ def test_pareto_front_by_hand():
 
 TUNED = {
     "sweep": "hand", "budget": 4, "tuning_seeds": [100], "validation_size": 0.1, "objective": "avg_gap", "config_hash": "x",
+    "keep_defaults_z": 2.0,
     "entries": [
         {"dataset": "digits", "scenario": "class:3", "method": "finetune", "method_class": "finetune", "dataset_hash": "h",
          "space": {"lr": "log-uniform [0.0001, 0.1]"}, "defaults": {"lr": 0.02}, "params": {"lr": 0.05},
          "objective": 0.1, "default_objective": 0.4, "trials": 4, "failed": 1, "history": [0.4, None, 0.2, 0.1]},
+        {"dataset": "digits", "scenario": "class:3", "method": "rl", "method_class": "rl", "dataset_hash": "h",
+         "space": {"lr": "log-uniform [0.0001, 0.1]"}, "defaults": {"lr": 0.02}, "params": {"lr": 0.02}, "defaults_kept": True,
+         "objective": 0.4, "default_objective": 0.4, "trials": 4, "best_trial": 0, "history": [0.4, 0.35, None, 0.5]},
         {"dataset": "digits", "scenario": "class:3", "method": "original", "method_class": "original", "dataset_hash": "h"},
     ],
 }
@@ -342,6 +346,9 @@ def test_tuning_table_marks_and_study_figure(tmp_path):
     assert row[1] == "lr: log-uniform [0.0001, 0.1]" and row[2] == "4 of 4 (1 failed, 0 rejected)"
     assert row[3:] == ["lr=0.02", "lr=0.05", "0.400", "**0.100**"]
     assert md_row(text, "original")[1].startswith("none: tuned over nothing")
+    # a better trial within noise of the defaults: they stand, and the row says so
+    assert md_row(text, "rl")[4:] == ["lr=0.02 (defaults kept: the best trial, 0.350, was better by less than the noise)", "0.400", "0.400"]
+    assert "the defaults kept unless beaten by more than 2 standard errors" in text
     main = (report.tables_dir / "main__digits__cnn__class-3.md").read_text()
     rows = [line.split("|")[1].strip() for line in main.splitlines() if line.startswith("| ") and "---" not in line][1:]
     # each tuned variant right after its defaults, marked; the proposed method's tuned variant last (not an ablation)

@@ -366,6 +366,8 @@ def test_tuned_files_tuned_alike_are_read_as_one_and_others_are_one_line_exit_2(
         (["a.yaml", "b.yaml"], dict(second, budget=5), "tuned: 'b.yaml' gives digits 5 trials where 'a.yaml' gives 3 trials"),
         (["a.yaml", "b.yaml"], dict(second, tuning_seeds=[101]),
          "tuned: 'b.yaml' was tuned under other rules than 'a.yaml' (tuning_seeds: [101] against [100])"),
+        (["a.yaml", "b.yaml"], dict(second, keep_defaults_z=2.0),  # one chose the best, the other kept defaults within noise
+         "tuned: 'b.yaml' was tuned under other rules than 'a.yaml' (keep_defaults_z: 2.0 against None)"),
         (["a.yaml", "b.yaml"], dict(second, entries=tuned["entries"]), "tuned: 'b.yaml' and 'a.yaml' both hold original on digits class:3"),
         (["a.yaml", "b.yaml"], dict(second, entries=tuned["entries"][1:] * 2), "tuned: 'b.yaml' holds finetune on digits class:3 twice"),
         (["a.yaml", "b.yaml"], dict(second, startup_trials=2),

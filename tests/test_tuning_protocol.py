@@ -18,7 +18,7 @@ from bench.running.grid import Cell, cell_key, config_numerics, prepare_data
 from bench.running.model_store import ModelStore
 from bench.data.splits import parse_scenario
 from bench.config.tuning import TuningConfig
-from bench.tuning.studies import Race, race_for
+from bench.tuning.studies import Race, TrialOutcome, defaults_stand, race_for
 from conftest import run_module, write_config
 
 
@@ -40,11 +40,45 @@ def test_the_race_pools_the_spread_of_finished_trials_and_follows_the_best():
     assert race_for([], z=2.0) == Race(z=2.0) and race_for([(0.1, 0.2)], z=None).sigma is None
 
 
+def test_the_defaults_stand_unless_beaten_beyond_noise():
+    # sigma 0.01 on 3 seeds: the bar is 2 * 0.01 * sqrt(2 / 3) = 0.01633 below the defaults' mean
+    defaults = (0.19, 0.20, 0.21)
+    assert defaults_stand((0.175, 0.185, 0.195), defaults, sigma=0.01, z=2.0)  # 0.015 better: noise
+    assert not defaults_stand((0.173, 0.183, 0.193), defaults, sigma=0.01, z=2.0)  # 0.017 better: a finding
+    assert not defaults_stand((0.19, 0.20, 0.21), defaults, sigma=0.01, z=None)  # rule off: the best
+    assert not defaults_stand((0.19,), (0.20,), sigma=None, z=2.0)  # one tuning seed, no spread: the best
+
+
+@pytest.mark.parametrize("best, kept", [((0.18, 0.19, 0.20), True), ((0.10, 0.11, 0.12), False)])
+def test_a_study_keeps_its_defaults_when_its_best_is_within_noise(tmp_path, best, kept):
+    from bench.tuning.local import prepare_tuning_data
+    from bench.tuning.studies import StudyDriver, plan_studies
+
+    config = load_config(write_config(
+        tmp_path / "c.yaml", scenarios=["class:3"], methods=[{"name": "finetune", "params": {"epochs": 1}}],
+        tuning={"seeds": [100, 101, 102], "trials": 3},
+    ))
+    spec = plan_studies(config, prepare_tuning_data(config, torch.device("cpu")))[0]
+    driver = StudyDriver(spec, f"sqlite:///{tmp_path / 's.db'}", config.tuning, 3)
+    runs = [(0.19, 0.20, 0.21), best, (0.50, 0.52, 0.51)]  # pooled sigma 0.01 over the three
+    chosen = []
+    for values in runs:
+        number, params, _ = driver.ask()
+        driver.tell(number, TrialOutcome("complete", value=sum(values) / 3, seed_values=values))
+        chosen.append(params)
+    entry = driver.result("hash")
+    assert entry.defaults_kept is kept and entry.best_trial == (0 if kept else 1)
+    assert entry.params == (chosen[0] if kept else chosen[1]) and entry.params != chosen[1 if kept else 0]
+    assert entry.objective == pytest.approx(sum(runs[0 if kept else 1]) / 3)
+    assert entry.history == pytest.approx([sum(v) / 3 for v in runs])  # the search's record is whole either way
+
+
 def test_startup_trials_are_a_share_of_the_budget():
     assert TuningConfig(trials=20).startup_trials() == 5
     assert TuningConfig(trials=3, startup_share=0.25).startup_trials() == 1
     assert TuningConfig(trials=10, startup_share=0.5).startup_trials() == 5
     assert TuningConfig().seeds == [100, 101, 102] and TuningConfig().race_z == 2.0 and TuningConfig().max_cost_ratio == 1.0
+    assert TuningConfig().keep_defaults_z == 2.0
     with pytest.raises(Exception, match="must be unique"):
         TuningConfig(seeds=[100, 100])
 

@@ -44,8 +44,13 @@ class TuningConfig(BaseModel):
     random (the defaults first) before TPE models the history. ``max_cost_ratio``: a trial
     whose method does more floating-point operations than that multiple of retraining's is
     rejected (kept in the budget, never chosen); ``max_time_ratio`` the same by wall time
-    (machine-dependent, so off by default). ``parallel``: trials of one study in flight at
-    once on Ray (1 keeps each study's sequence equal to the local backend's)."""
+    (machine-dependent, so off by default). ``keep_defaults_z``: the defaults stand unless the
+    best trial's mean is below theirs by more than that many standard errors of a difference
+    (the race's σ·√(2/n)): a gain within the objective's noise is no finding, and two
+    tunings that keep the defaults agree (``null``: the best is chosen, however small its
+    gain). It decides the choice only, not the trials, so it is not in a study's key.
+    ``parallel``: trials of one study in flight at once on Ray (1 keeps each study's sequence
+    equal to the local backend's)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -58,6 +63,7 @@ class TuningConfig(BaseModel):
     objective: Objective = "avg_gap_auc"
     max_cost_ratio: float | None = Field(1.0, gt=0)
     max_time_ratio: float | None = Field(None, gt=0)
+    keep_defaults_z: float | None = Field(2.0, gt=0)
     sampler_seed: int = 0
     parallel: int = Field(1, ge=1)
 
@@ -95,7 +101,8 @@ class TunedEntry(BaseModel):
     rejected: int = 0
     pruned: int = 0  # stopped early by the race (counted, never chosen)
     seed_runs: int = 0  # cells the study's counted trials ran (trials x seeds without a race)
-    best_trial: int | None = None
+    best_trial: int | None = None  # the chosen trial (0, the defaults, where they were kept)
+    defaults_kept: bool = False  # a better trial was found, but within keep_defaults_z SE of the defaults: they stand
     seed_values: list[float] = []  # the chosen trial's objective on each tuning seed
     default_seed_values: list[float] = []  # the defaults' (trial 0), where it ran on every seed
     history: list[float | None] = []  # the objective by counted trial, None where failed, rejected or pruned
@@ -121,6 +128,7 @@ class TunedFile(BaseModel):
     validation_size: float
     objective: str
     race_z: float | None = None
+    keep_defaults_z: float | None = None  # None in files written before the rule: the best was chosen
     startup_trials: int | None = None
     max_cost_ratio: float | None = None
     max_time_ratio: float | None = None
@@ -161,7 +169,7 @@ def read_tuned_file(path: Path) -> dict[str, Any]:
 
 # What two tuned files must share to be read as one: the rules of selection. Their budgets (and
 # the random start, a share of the budget) may differ between datasets, never within one.
-TUNING_RULES = ("tuning_seeds", "validation_size", "objective", "race_z", "max_cost_ratio", "max_time_ratio")
+TUNING_RULES = ("tuning_seeds", "validation_size", "objective", "race_z", "keep_defaults_z", "max_cost_ratio", "max_time_ratio")
 
 
 def merge_tuned_files(files: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ def tuned_note(tuned: list[TunedFile]) -> str:
     parts = [
         f"{_budget_text(t)} per method on tuning seeds {', '.join(map(str, t.tuning_seeds))}"
         + (f" (raced, z = {t.race_z:g})" if t.race_z is not None and len(t.tuning_seeds) > 1 else "")
+        + (f", the defaults kept unless beaten by more than {t.keep_defaults_z:g} standard errors" if t.keep_defaults_z is not None else "")
         + f", {t.objective} on {t.validation_size:g} of the training set held out as validation"
         + (f", trials over {t.max_cost_ratio:g}× retraining's operations rejected" if t.max_cost_ratio is not None else "")
         for t in tuned
@@ -85,11 +86,14 @@ def tuning_tables(results) -> list[Table]:
                 Cell(entry.method), Cell(space), Cell(trials), Cell(_params(entry.defaults)), Cell(_params(entry.params)),
                 Cell(_objective(entry.default_objective)), Cell(_objective(entry.objective), bold=better),
             ])
+            if entry.defaults_kept:
+                rows[-1][4] = Cell(f"{_params(entry.params)} (defaults kept: the best trial, {_objective(_searched_best(entry))}, "
+                                   "was better by less than the noise)")
             data.append({
                 "dataset": dataset, "scenario": scenario, "method": entry.method, "method_class": entry.method_class,
                 "space": space, "trials": entry.trials, "budget": file.budget_of(entry), "failed": entry.failed, "rejected": entry.rejected,
                 "defaults": _params(entry.defaults), "params": _params(entry.params), "objective": file.objective,
-                "default_value": entry.default_objective, "tuned_value": entry.objective,
+                "default_value": entry.default_objective, "tuned_value": entry.objective, "defaults_kept": entry.defaults_kept,
             })
         budgets = sorted({file.budget_of(entry) for file, entry in entries})
         late = late_best_note(entries)
@@ -103,6 +107,11 @@ def tuning_tables(results) -> list[Table]:
                    *([late] if late else [])],
         ))
     return tables
+
+
+def _searched_best(entry: TunedEntry) -> float | None:
+    values = [v for v in entry.history if v is not None]
+    return min(values) if values else None
 
 
 # --- Convergence: where each study found its best ---------------------------------------

@@ -145,8 +145,8 @@ def write_tuned_file(path: Path, config: SweepConfig, drivers: list[StudyDriver]
     tuned = TunedFile(
         sweep=config.sweep, budget=config.tuning.trials, tuning_seeds=list(config.tuning.seeds),
         validation_size=config.tuning.validation_size, objective=config.tuning.objective, race_z=config.tuning.race_z,
-        startup_trials=config.tuning.startup_trials(), max_cost_ratio=config.tuning.max_cost_ratio,
-        max_time_ratio=config.tuning.max_time_ratio,
+        keep_defaults_z=config.tuning.keep_defaults_z, startup_trials=config.tuning.startup_trials(),
+        max_cost_ratio=config.tuning.max_cost_ratio, max_time_ratio=config.tuning.max_time_ratio,
         config_hash=stable_hash(config.model_dump(exclude={"seeds", "tuned", "sweep", "methods"}), length=64),
         code_commit=commit, command=command,
         entries=[d.result(dataset_hash(by_name[d.spec.dataset.name])) for d in drivers],
@@ -156,7 +156,8 @@ def write_tuned_file(path: Path, config: SweepConfig, drivers: list[StudyDriver]
         f"method (the same budget for every method; {tuned.startup_trials} drawn at random first), each on tuning seeds "
         f"{tuned.tuning_seeds} one after the other (raced: z = {tuned.race_z}), objective {tuned.objective} on "
         f"{tuned.validation_size:g} of each training set held out as validation, cost cap {tuned.max_cost_ratio} of "
-        f"retraining's operations.\n"
+        f"retraining's operations; the defaults kept unless beaten by more than {tuned.keep_defaults_z} "
+        f"standard errors.\n"
     )
     body = yaml.safe_dump(tuned.model_dump(mode="json"), sort_keys=False, width=120)
     path.parent.mkdir(parents=True, exist_ok=True)

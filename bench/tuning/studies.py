@@ -78,7 +78,8 @@ def study_key(
     return stable_hash({
         "dataset": dataset.model_dump(), "fingerprint": fingerprint, "scenario": spec, "method": entry.method,
         "params": entry.resolved_params(), "space": {n: [p.describe(), p.source] for n, p in space.items()},
-        "tuning": tuning.model_dump(exclude={"trials", "parallel", "sweep_holds_out"}), "evaluation": evaluation.key_fields(),
+        "tuning": tuning.model_dump(exclude={"trials", "parallel", "sweep_holds_out", "keep_defaults_z"}),
+        "evaluation": evaluation.key_fields(),
         "numerics": numerics, "versions": [TRAINING_VERSION, METRICS_VERSION],
     }, length=64)
 
@@ -134,15 +135,31 @@ class Race:
         return gap > self.z * self.sigma * math.sqrt(2 / i)
 
 
+def pooled_spread(finished: list[tuple[float, ...]]) -> float | None:
+    """The objective's spread over seeds at fixed parameters: the pooled standard deviation
+    of ``finished`` trials' per-seed values; None without a trial run on two seeds."""
+    spreads = [float(np.var(values, ddof=1)) for values in finished if len(values) > 1]
+    return math.sqrt(float(np.mean(spreads))) if spreads else None
+
+
 def race_for(finished: list[tuple[float, ...]], z: float | None) -> Race:
     """The race against ``finished`` trials' per-seed values (each run on every seed)."""
     finished = [values for values in finished if values]
     if z is None or not finished:
         return Race(z=z)
     incumbent = min(finished, key=lambda values: float(np.mean(values)))
-    spreads = [float(np.var(values, ddof=1)) for values in finished if len(values) > 1]
-    sigma = math.sqrt(float(np.mean(spreads))) if spreads else None
-    return Race(tuple(incumbent), sigma, z)
+    return Race(tuple(incumbent), pooled_spread(finished), z)
+
+
+def defaults_stand(best: tuple[float, ...], defaults: tuple[float, ...], sigma: float | None, z: float | None) -> bool:
+    """Is the best trial's gain over the defaults (per-seed values on the same seeds) within
+    ``z`` standard errors of a difference, σ·√(2/n)? Then the defaults are chosen: a gain
+    the objective's noise can explain is no finding. ``z`` None, or no measured spread (one
+    tuning seed): the best is chosen."""
+    if z is None or sigma is None or not best or len(best) != len(defaults):
+        return False
+    gain = float(np.mean(defaults)) - float(np.mean(best))
+    return gain <= z * sigma * math.sqrt(2 / len(best))
 
 
 class StudyDriver:
@@ -223,11 +240,17 @@ class StudyDriver:
         self.stopped = True
 
     def result(self, dataset_hash: str) -> TunedEntry:
-        """The study's entry of ``tuned.yaml``: the best of its first ``budget`` counted trials."""
+        """The study's entry of ``tuned.yaml``: the best of its first ``budget`` counted trials,
+        or the defaults where that best beats them by no more than the objective's noise
+        (``tuning.keep_defaults_z``)."""
         trials = self.counted()[: self.budget]
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = min(complete, key=lambda t: (t.value, t.number)) if complete else None
-        default = next((t for t in trials if t.user_attrs.get("default") and t.state == TrialState.COMPLETE), None)
+        default = next((t for t in complete if t.user_attrs.get("default")), None)
+        kept = best is not None and default is not None and best.number != default.number and defaults_stand(
+            _seed_values(best), _seed_values(default), pooled_spread([_seed_values(t) for t in complete]),
+            self.tuning.keep_defaults_z)
+        best = default if kept else best
         outcomes = [t.user_attrs.get("outcome") for t in trials]
         spec = self.spec
         return TunedEntry(
@@ -238,7 +261,12 @@ class StudyDriver:
             default_objective=default.value if default else None, trials=len(trials),
             failed=outcomes.count("failed"), rejected=outcomes.count("rejected"), pruned=outcomes.count("pruned"),
             seed_runs=sum(len(t.user_attrs.get("seed_values", [])) for t in trials),
-            best_trial=best.number if best else None, seed_values=best.user_attrs.get("seed_values", []) if best else [],
+            best_trial=best.number if best else None, defaults_kept=kept,
+            seed_values=best.user_attrs.get("seed_values", []) if best else [],
             default_seed_values=default.user_attrs.get("seed_values", []) if default else [],
             history=[t.value if t.state == TrialState.COMPLETE else None for t in trials],
         )
+
+
+def _seed_values(trial: optuna.trial.FrozenTrial) -> tuple[float, ...]:
+    return tuple(trial.user_attrs.get("seed_values", ()))
