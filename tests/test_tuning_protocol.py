@@ -49,8 +49,16 @@ def test_the_defaults_stand_unless_beaten_beyond_noise():
     assert not defaults_stand((0.19,), (0.20,), sigma=None, z=2.0)  # one tuning seed, no spread: the best
 
 
-@pytest.mark.parametrize("best, kept", [((0.18, 0.19, 0.20), True), ((0.10, 0.11, 0.12), False)])
-def test_a_study_keeps_its_defaults_when_its_best_is_within_noise(tmp_path, best, kept):
+DEFAULTS_RUN = (0.19, 0.20, 0.21)
+
+
+@pytest.mark.parametrize("defaults_state, second, chosen, kept", [
+    ("complete", (0.18, 0.19, 0.20), 0, True),  # 0.01 better, the bar 0.0163: the defaults stand
+    ("complete", (0.10, 0.11, 0.12), 1, False),  # 0.09 better: a finding
+    ("complete", (0.29, 0.30, 0.31), 0, False),  # the defaults are the best: chosen as such, nothing kept
+    ("rejected", (0.18, 0.19, 0.20), 1, False),  # defaults over the cost cap: never chosen, the best is
+])
+def test_a_study_keeps_its_defaults_when_its_best_is_within_noise(tmp_path, defaults_state, second, chosen, kept):
     from bench.tuning.local import prepare_tuning_data
     from bench.tuning.studies import StudyDriver, plan_studies
 
@@ -60,17 +68,33 @@ def test_a_study_keeps_its_defaults_when_its_best_is_within_noise(tmp_path, best
     ))
     spec = plan_studies(config, prepare_tuning_data(config, torch.device("cpu")))[0]
     driver = StudyDriver(spec, f"sqlite:///{tmp_path / 's.db'}", config.tuning, 3)
-    runs = [(0.19, 0.20, 0.21), best, (0.50, 0.52, 0.51)]  # pooled sigma 0.01 over the three
-    chosen = []
-    for values in runs:
+    runs = [DEFAULTS_RUN, second, (0.50, 0.52, 0.51)]  # pooled sigma 0.01 over the complete ones
+    asked = []
+    for index, values in enumerate(runs):
         number, params, _ = driver.ask()
-        driver.tell(number, TrialOutcome("complete", value=sum(values) / 3, seed_values=values))
-        chosen.append(params)
+        state = defaults_state if index == 0 else "complete"
+        driver.tell(number, TrialOutcome(state, value=sum(values) / 3 if state == "complete" else None,
+                                         seed_values=values if state == "complete" else values[:1]))
+        asked.append(params)
     entry = driver.result("hash")
-    assert entry.defaults_kept is kept and entry.best_trial == (0 if kept else 1)
-    assert entry.params == (chosen[0] if kept else chosen[1]) and entry.params != chosen[1 if kept else 0]
-    assert entry.objective == pytest.approx(sum(runs[0 if kept else 1]) / 3)
-    assert entry.history == pytest.approx([sum(v) / 3 for v in runs])  # the search's record is whole either way
+    assert entry.defaults_kept is kept and entry.best_trial == chosen and entry.params == asked[chosen]
+    assert entry.params != asked[1 - chosen] and entry.objective == pytest.approx(sum(runs[chosen]) / 3)
+    assert len(entry.history) == 3  # the search's record is whole either way
+
+
+def test_the_selection_rule_is_not_in_a_studys_key():
+    """Rewriting a tuned file under another keep_defaults_z reads the same studies (a running
+    tuning's studies among them); a rule that decides trials starts new ones."""
+    from bench.config.sweep import DatasetConfig, MethodEntry
+    from bench.evaluation.config import EvaluationConfig
+    from bench.tuning.studies import study_key
+
+    def key(tuning: TuningConfig) -> str:
+        return study_key(DatasetConfig(name="digits"), "f", "class:3", MethodEntry(name="finetune", method="finetune"), tuning,
+                         EvaluationConfig(), {})
+
+    assert key(TuningConfig(keep_defaults_z=2.0)) == key(TuningConfig(keep_defaults_z=None)) == key(TuningConfig(keep_defaults_z=1))
+    assert key(TuningConfig(race_z=1.0)) != key(TuningConfig())
 
 
 def test_startup_trials_are_a_share_of_the_budget():

@@ -199,8 +199,8 @@ def balance_curves(results: Results, group: tuple, options: ReportOptions, folde
 def tuning_figures(results, folder: Path, colours: dict[str, str]) -> list[Figure]:
     """Per (dataset, scenario): each study's best-so-far curve against trial number (a step
     line: failed, rejected and pruned trials keep the best before them), every trial's value
-    as a faint point, a ringed marker where the best came (the trial the tuned values are
-    from), and the last fifth of the budget shaded: a curve still stepping down in it says the
+    as a faint point, a ringed marker on the trial the tuned values are from (the best, or
+    trial 0 where the defaults were kept: ``tuning.keep_defaults_z``), and the last fifth of the budget shaded: a curve still stepping down in it says the
     budget was short. Log scale when every value is positive (the methods' objectives lie
     decades apart)."""
     figures = []
@@ -224,7 +224,7 @@ def tuning_figures(results, folder: Path, colours: dict[str, str]) -> list[Figur
             (line,) = ax.plot(trials, best, linestyle=LINESTYLES[index % len(LINESTYLES)], drawstyle="steps-post",
                               linewidth=1.1, label=entry.method, **style, markersize=0)
             artists = [points, line]
-            found = best_trial(entry.history)
+            found = 0 if entry.defaults_kept else best_trial(entry.history)  # the trial the tuned values are from
             if found is not None:
                 (mark,) = ax.plot([found], [best[found]], linestyle="none", markersize=5.5, markeredgecolor="black",
                                   markeredgewidth=0.6, **style)
@@ -243,7 +243,8 @@ def tuning_figures(results, folder: Path, colours: dict[str, str]) -> list[Figur
         figure.tight_layout()
         figures.append(save(
             figure, folder, f"tuning__{tuned_slug(dataset, scenario)}", f"Tuning studies: {dataset}, {scenario}",
-            f"Best validation objective so far by trial (lines), every trial (faint points), where the best came (ringed), "
+            f"Best validation objective so far by trial (lines), every trial (faint points), the trial chosen (ringed: the best, "
+            f"or trial 0 where the defaults were kept, the best beating them by less than the noise), "
             f"{budget} trials per method; shaded: the last fifth of the budget, where a line still falling says the budget "
             "was short.",
         ))

@@ -37,7 +37,8 @@ def tuned_note(tuned: list[TunedFile]) -> str:
     parts = [
         f"{_budget_text(t)} per method on tuning seeds {', '.join(map(str, t.tuning_seeds))}"
         + (f" (raced, z = {t.race_z:g})" if t.race_z is not None and len(t.tuning_seeds) > 1 else "")
-        + (f", the defaults kept unless beaten by more than {t.keep_defaults_z:g} standard errors" if t.keep_defaults_z is not None else "")
+        + (f", the defaults kept unless beaten by more than {t.keep_defaults_z:g} standard errors"
+           if t.keep_defaults_z is not None and len(t.tuning_seeds) > 1 else "")
         + f", {t.objective} on {t.validation_size:g} of the training set held out as validation"
         + (f", trials over {t.max_cost_ratio:g}× retraining's operations rejected" if t.max_cost_ratio is not None else "")
         for t in tuned
@@ -87,8 +88,9 @@ def tuning_tables(results) -> list[Table]:
                 Cell(_objective(entry.default_objective)), Cell(_objective(entry.objective), bold=better),
             ])
             if entry.defaults_kept:
-                rows[-1][4] = Cell(f"{_params(entry.params)} (defaults kept: the best trial, {_objective(_searched_best(entry))}, "
-                                   "was better by less than the noise)")
+                searched = _objective(_searched_best(entry))
+                kept = f"defaults kept: the best trial, {searched}, was better by less than the noise"
+                rows[-1][4] = Cell(f"{_params(entry.params)} ({kept})")
             data.append({
                 "dataset": dataset, "scenario": scenario, "method": entry.method, "method_class": entry.method_class,
                 "space": space, "trials": entry.trials, "budget": file.budget_of(entry), "failed": entry.failed, "rejected": entry.rejected,
@@ -110,6 +112,7 @@ def tuning_tables(results) -> list[Table]:
 
 
 def _searched_best(entry: TunedEntry) -> float | None:
+    """The best value the search found, whether or not it was chosen."""
     values = [v for v in entry.history if v is not None]
     return min(values) if values else None
 

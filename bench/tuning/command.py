@@ -156,13 +156,18 @@ def write_tuned_file(path: Path, config: SweepConfig, drivers: list[StudyDriver]
         f"method (the same budget for every method; {tuned.startup_trials} drawn at random first), each on tuning seeds "
         f"{tuned.tuning_seeds} one after the other (raced: z = {tuned.race_z}), objective {tuned.objective} on "
         f"{tuned.validation_size:g} of each training set held out as validation, cost cap {tuned.max_cost_ratio} of "
-        f"retraining's operations; the defaults kept unless beaten by more than {tuned.keep_defaults_z} "
-        f"standard errors.\n"
+        f"retraining's operations; {_choice_text(tuned.keep_defaults_z)}.\n"
     )
     body = yaml.safe_dump(tuned.model_dump(mode="json"), sort_keys=False, width=120)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, header + body)
     return tuned
+
+
+def _choice_text(keep_defaults_z: float | None) -> str:
+    if keep_defaults_z is None:
+        return "each study's best trial chosen, however small its gain over the defaults"
+    return f"the defaults kept unless beaten by more than {keep_defaults_z:g} standard errors"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -269,4 +269,5 @@ class StudyDriver:
 
 
 def _seed_values(trial: optuna.trial.FrozenTrial) -> tuple[float, ...]:
+    """The trial's objective on each tuning seed it ran."""
     return tuple(trial.user_attrs.get("seed_values", ()))
