@@ -250,19 +250,19 @@ class StudyDriver:
         kept = best is not None and default is not None and best.number != default.number and defaults_stand(
             _seed_values(best), _seed_values(default), pooled_spread([_seed_values(t) for t in complete]),
             self.tuning.keep_defaults_z)
-        best = default if kept else best
+        chosen = default if kept else best
         outcomes = [t.user_attrs.get("outcome") for t in trials]
         spec = self.spec
         return TunedEntry(
             dataset=spec.dataset.name, scenario=spec.scenario.spec, method=spec.entry.name, method_class=spec.entry.method,
             base_params=spec.entry.params, method_params=json.loads(json.dumps(spec.entry.resolved_params())), dataset_hash=dataset_hash,
             space=describe_space(spec.space),
-            defaults=spec.own_values(), params=dict(best.params) if best else {}, objective=best.value if best else None,
+            defaults=spec.own_values(), params=dict(chosen.params) if chosen else {}, objective=chosen.value if chosen else None,
             default_objective=default.value if default else None, trials=len(trials),
             failed=outcomes.count("failed"), rejected=outcomes.count("rejected"), pruned=outcomes.count("pruned"),
             seed_runs=sum(len(t.user_attrs.get("seed_values", [])) for t in trials),
-            best_trial=best.number if best else None, defaults_kept=kept,
-            seed_values=best.user_attrs.get("seed_values", []) if best else [],
+            best_trial=chosen.number if chosen else None, defaults_kept=kept,
+            seed_values=chosen.user_attrs.get("seed_values", []) if chosen else [],
             default_seed_values=default.user_attrs.get("seed_values", []) if default else [],
             history=[t.value if t.state == TrialState.COMPLETE else None for t in trials],
         )
