@@ -48,7 +48,9 @@ class TuningConfig(BaseModel):
     best trial's mean is below theirs by more than that many standard errors of a difference
     (the race's σ·√(2/n)): a gain within the objective's noise is no finding, and two
     tunings that keep the defaults agree (``null``: the best is chosen, however small its
-    gain). It decides the choice only, not the trials, so it is not in a study's key.
+    gain). Its default 2 is the race's and the report's two standard errors (the rule is
+    Breiman et al.'s one-standard-error rule, CART 1984, with the defaults as the simple
+    model). It decides the choice only, not the trials, so it is not in a study's key.
     ``parallel``: trials of one study in flight at once on Ray (1 keeps each study's sequence
     equal to the local backend's)."""
 

@@ -201,8 +201,8 @@ def tuning_figures(results, folder: Path, colours: dict[str, str]) -> list[Figur
     line: failed, rejected and pruned trials keep the best before them), every trial's value
     as a faint point, a ringed marker on the trial the tuned values are from (the best, or
     trial 0 where the defaults were kept: ``tuning.keep_defaults_z``), and the last fifth of
-    the budget shaded: a curve still stepping down in it says the budget was short. Log scale when every value is positive (the methods' objectives lie
-    decades apart)."""
+    the budget shaded: a curve still stepping down in it says the budget was short. Log scale
+    when every value is positive (the methods' objectives lie decades apart)."""
     figures = []
     for (dataset, scenario), entries in tuned_groups(results.tuned).items():
         studies = [(f, e) for f, e in entries if e.history]

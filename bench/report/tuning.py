@@ -88,7 +88,8 @@ def tuning_tables(results) -> list[Table]:
                 Cell(_objective(entry.default_objective)), Cell(_objective(entry.objective), bold=better),
             ])
             if entry.defaults_kept:
-                searched = _objective(_searched_best(entry))
+                found = best_trial(entry.history)
+                searched = _objective(None if found is None else entry.history[found])
                 kept = f"defaults kept: the best trial, {searched}, was better by less than the noise"
                 rows[-1][4] = Cell(f"{_params(entry.params)} ({kept})")
             data.append({
@@ -109,12 +110,6 @@ def tuning_tables(results) -> list[Table]:
                    *([late] if late else [])],
         ))
     return tables
-
-
-def _searched_best(entry: TunedEntry) -> float | None:
-    """The best value the search found, whether or not it was chosen."""
-    values = [v for v in entry.history if v is not None]
-    return min(values) if values else None
 
 
 # --- Convergence: where each study found its best ---------------------------------------

@@ -209,7 +209,7 @@ class StudyDriver:
         trial = self.study.ask()
         params = {name: suggest(trial, name, param) for name, param in self.spec.space.items()}
         self.in_flight[trial.number] = trial
-        finished = [tuple(t.user_attrs.get("seed_values", ())) for t in self.counted() if t.state == TrialState.COMPLETE]
+        finished = [_seed_values(t) for t in self.counted() if t.state == TrialState.COMPLETE]
         return trial.number, params, race_for(finished, self.tuning.race_z)
 
     def tell(self, number: int, outcome: TrialOutcome) -> None:
