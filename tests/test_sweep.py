@@ -135,6 +135,16 @@ def test_a_tuned_file_that_is_not_utf8_text_is_one_line_exit_2(tmp_path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
 
 
+def test_a_missing_tuned_file_is_named_as_resolved_against_the_configs_folder(tmp_path):
+    (tmp_path / "configs").mkdir()
+    config = write_config(tmp_path / "configs" / "c.yaml", tuned="results/t.yaml")
+    result = run_module("bench.sweep", "--config", str(config), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache"))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert (f"tuned: file {str(tmp_path / 'configs' / 'results' / 't.yaml')!r} not found; allowed: a file written by "
+            "python -m bench.tune, its path absolute or relative to the config's folder") in result.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()
+
+
 def test_missing_data_exits_2_before_any_work(tmp_path):
     config = write_config(tmp_path / "c.yaml", datasets=[{"name": "mnist"}])
     result = run_module("bench.sweep", "--config", str(config), "--out", str(tmp_path / "out"),

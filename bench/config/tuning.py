@@ -156,7 +156,8 @@ class TunedFile(BaseModel):
 def read_tuned_file(path: Path) -> dict[str, Any]:
     """The mapping of a tuned file, checked; any problem is one :class:`UserError` line."""
     if not path.is_file():
-        raise UserError(f"tuned: file {str(path)!r} not found; allowed: a file written by python -m bench.tune (e.g. configs/tuned/quick.yaml)")
+        raise UserError(f"tuned: file {str(path)!r} not found; allowed: a file written by python -m bench.tune, "
+                        "its path absolute or relative to the config's folder (e.g. tuned/quick.yaml)")
     try:
         raw = yaml.safe_load(read_user_text(path, "tuned:", "a file written by python -m bench.tune"))
         TunedFile.model_validate(raw)
