@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from bench.report.ranking import CLAIMS, check_claims, claim_lines, letter_display, rank_methods, seeds_to_separate
+from bench.report.summary import claim_text
 
 
 def series(*values: float, seeds=None) -> pd.Series:
@@ -101,3 +102,14 @@ def test_claims_are_checked_per_baseline_with_holm_and_oriented_effects():
     lines = claim_lines(checked.reset_index())
     assert lines[0] == "retain accuracy: better than 1 of 2 baselines, not distinguishable from 1, worse than 0"
     assert lines[2] == "forgetting (|forget acc. − retrain's|): better than 0 of 2 baselines, not distinguishable from 1, worse than 1 (B1)"
+
+
+def test_a_claim_on_one_paired_seed_says_it_has_no_test():
+    """P on seeds 0-2, B on seeds 2-4: one seed pairs up, so no test runs; the cell gives the
+    effect (0.9 − 0.8 on retain accuracy) and says why there is no p."""
+    values = {"retain_acc": {"P": series(0.7, 0.7, 0.9), "B": series(0.8, 0.6, 0.6, seeds=[2, 3, 4])}}
+    row = check_claims(values, "P", ["B"]).set_index("metric").loc["retain_acc"]
+    assert row["n_pairs"] == 1 and math.isnan(row["p_holm"]) and row["verdict"] == "not distinguishable"
+    assert claim_text(row["verdict"], row["effect"], row["p_holm"], row["n_pairs"]) == "not distinguishable (+0.1; 1 paired seed, no test)"
+    assert claim_text("better", 0.2, 0.01234, 5) == "better (+0.2, p 0.012)"
+    assert claim_text("not distinguishable", float("nan"), float("nan"), 0) == "–"

@@ -78,6 +78,16 @@ def contenders(methods: list[str], proposed: str, excluded: set[str]) -> list[st
     return list(chosen.values())
 
 
+def claim_text(verdict: str, effect: float, p_holm: float, n_pairs: int) -> str:
+    """One cell of the claims check: the verdict with its effect and Holm's p; where fewer than
+    two seeds pair up there is no test, and the cell says so rather than show p as nan."""
+    if not np.isfinite(effect):
+        return "–"
+    if not np.isfinite(p_holm):
+        return f"{verdict} ({effect:+.3g}; {n_pairs} paired seed{'s' if n_pairs != 1 else ''}, no test)"
+    return f"{verdict} ({effect:+.3g}, p {p_holm:.2g})"
+
+
 def claims_table(results: Results, options: ReportOptions) -> Table | None:
     """The proposed method (its tuned variant where the sweep has one) against each
     baseline on every claim: better, not distinguishable or worse, with the effect."""
@@ -100,8 +110,7 @@ def claims_table(results: Results, options: ReportOptions) -> Table | None:
             cells_ = [Cell(group_title(group)), Cell(_label(baseline))]
             for claim in CLAIMS:
                 r = part.loc[claim.name]
-                text = "–" if not np.isfinite(r.effect) else f"{r.verdict} ({r.effect:+.3g}, p {r.p_holm:.2g})"
-                cells_.append(Cell(text, bold=r.verdict == "better"))
+                cells_.append(Cell(claim_text(r.verdict, r.effect, r.p_holm, r.n_pairs), bold=r.verdict == "better"))
             rows.append(cells_)
         notes += [f"{group_title(group)}, {ours}: {line}." for line in claim_lines(checked)]
     if not rows:
