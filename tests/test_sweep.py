@@ -102,6 +102,7 @@ def test_config_errors_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, 
         (["--config", "configs/quick.yaml", "--seeds", "0,x"], "--seeds '0,x': expected comma-separated integers"),
         (["--config", "configs/quick.yaml", "--methods", "nope"], "--methods: unknown method 'nope'"),
         (["--config", "configs/quick.yaml", "--set", "seeds"], "--set 'seeds': expected key=value"),
+        (["--config", "configs/quick.yaml", "--datasets", "cifar10"], "--datasets: 'cifar10' is not in the config; allowed: digits"),
     ],
 )
 def test_command_line_errors_exit_2(tmp_path, capsys, monkeypatch, args, message):
@@ -210,6 +211,22 @@ def test_sweep_on_real_data(tmp_path, name, folder):
     # the 3,000 of the subset less the 300 held out as the tuner's validation, which no model trains on
     assert abs(record["split"]["forget_size"] - 2700 * share) <= 1
     assert record["split"]["forget_size"] + record["split"]["retain_size"] == 2700
+
+
+@pytest.mark.slow
+def test_a_profile_run_one_dataset_at_a_time_writes_the_whole_profiles_records(tmp_path):
+    """``--datasets`` runs a part of the grid; the rest of the profile then runs only what is left."""
+    from conftest import require_data
+
+    require_data("MNIST/raw")
+    mnist = {"name": "mnist", "train_size": 600, "test_size": 300, "recipe": {"epochs": 1, "batch_size": 128, "lr": 0.1}}
+    digits = {"name": "digits", "model": "cnn", "recipe": {"epochs": 1, "batch_size": 64, "lr": 0.05}}
+    config = write_config(tmp_path / "c.yaml", datasets=[digits, mnist], scenarios=["class:3"], methods=["original", "retrain"])
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert "2 cells run, 0 already finished" in sweep(config, out, cache, "--datasets", "mnist")
+    assert sorted(p.name for p in (out / "runs").glob("*.json")) == ["mnist__class3__s0__original.json", "mnist__class3__s0__retrain.json"]
+    assert "2 cells run, 2 already finished" in sweep(config, out, cache)
+    assert set(pd.read_csv(out / "results.csv")["dataset"]) == {"digits", "mnist"}
 
 
 REFERENCE_METRICS = {

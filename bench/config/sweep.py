@@ -24,6 +24,7 @@ from bench.data.splits import parse_scenario
 from bench.registry.space import describe_space
 from bench.core.store import stable_hash
 from bench.training.loop import Precision, Recipe
+from bench.config.selection import select_datasets, select_methods
 from bench.config.tuning import TunedFile, TuningConfig, read_tuned_files
 
 
@@ -343,8 +344,10 @@ def load_config(
     seeds: list[int] | None = None,
     methods: list[str] | None = None,
     read_tuned: bool = True,
+    datasets: list[str] | None = None,
 ) -> SweepConfig:
     """Read, override and validate a sweep config; any problem is one :class:`UserError` line.
+    ``seeds``, ``methods`` and ``datasets`` narrow it (:mod:`bench.config.selection`);
     ``read_tuned=False`` leaves out its ``tuned:`` file (the tuner tunes the defaults)."""
     path = Path(path)
     if not path.is_file():
@@ -364,33 +367,10 @@ def load_config(
     if seeds is not None:
         raw["seeds"] = seeds
     if methods is not None:
-        raw["methods"] = _select_methods(raw.get("methods", "all"), methods)
+        raw["methods"] = select_methods(raw.get("methods", "all"), methods)
+    if datasets is not None:
+        raw["datasets"] = select_datasets(raw.get("datasets"), datasets)
     try:
         return SweepConfig.model_validate(raw)
     except ValidationError as error:
         raise UserError(f"config {str(path)!r}: {_first_error(error, SweepConfig)}") from None
-
-
-def _select_methods(listed: Any, wanted: list[str]) -> list[Any]:
-    """Keep the config's entries named in ``wanted``; a registered name not in the config is added with its defaults."""
-    entries = method_names() if listed == "all" else list(listed or [])
-    by_name = {}
-    for entry in entries:
-        name = entry if isinstance(entry, str) else entry.get("name") if isinstance(entry, dict) else None
-        by_name[name] = entry
-    chosen = []
-    for name in wanted:
-        if name in by_name:
-            chosen.append(by_name[name])
-        elif name in method_names():
-            chosen.append(name)
-        else:
-            raise UserError(f"--methods: unknown method {name!r}; allowed: {', '.join(sorted(set(by_name) | set(method_names()) - {None}))}")
-    return chosen
-
-
-def parse_int_list(text: str, option: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UserError(f"{option} {text!r}: expected comma-separated integers, e.g. {option} 0,1,2") from None

@@ -31,7 +31,7 @@ def check_run_options(args: argparse.Namespace) -> None:
 def results_table_command(doc: str, needs: str, table: Callable[[Path, list[int] | None], str], argv: list[str] | None) -> int:
     """``SCRIPT RESULTS [--seeds 0,1]``: check that the sweep folder ``RESULTS`` holds ``needs``
     (``results.csv``, ``runs``), then print ``table(RESULTS, seeds)`` (``None``: every seed)."""
-    from bench.config.sweep import parse_int_list
+    from bench.config.selection import parse_int_list
 
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("results", type=Path, help=f"a sweep's results folder (with {needs})")

@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 
 from bench.running.cells import alias_record, local_session, run_cell
 from bench.running.cli import BACKENDS, add_run_options, check_run_options
-from bench.config.sweep import SweepConfig, load_config, parse_int_list
+from bench.config.selection import parse_int_list
+from bench.config.sweep import SweepConfig, load_config
 from bench.data.datasets import cache_root
 from bench.core.errors import UserError, cli_main
 from bench.running.grid import (
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="results folder (default: results/<sweep>)")
     parser.add_argument("--seeds", help="comma-separated seeds, replacing the config's")
     parser.add_argument("--methods", help="comma-separated method names, replacing the config's")
+    parser.add_argument("--datasets", help="comma-separated dataset names of the config, to run only those (a long profile in parts)")
     add_run_options(parser, "cells")
     return parser
 
@@ -149,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     check_run_options(args)
     seeds = parse_int_list(args.seeds, "--seeds") if args.seeds else None
     methods = [m for m in args.methods.split(",") if m] if args.methods else None
-    config = load_config(args.config, args.set, seeds, methods)
+    datasets = [d for d in args.datasets.split(",") if d] if args.datasets else None
+    config = load_config(args.config, args.set, seeds, methods, datasets=datasets)
     out_dir = Path(args.out) if args.out else Path("results") / config.sweep
     summary = run_sweep(
         config, out_dir, Path(args.cache) if args.cache else None, progress=not args.no_progress,
