@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from bench.config.sweep import load_config
+from bench.running.ray_backend import submission_window, task_options
 from bench.running.results import COST_METRICS, read_records
 from bench.core.store import load_verified, read_metadata
 from bench.sweep import run_sweep
@@ -66,6 +67,13 @@ def test_ray_backend_gives_the_local_results(ray_instance, local_sweep, tmp_path
         assert len(list((cache / "models").glob("*.safetensors"))) == 6
     threads = {r["env"]["torch_threads"] for r in read_records(tmp_path / "out")}
     assert len(threads) == 1 and threads == {r["env"]["torch_threads"] for r in read_records(local_out)}
+    # cells finish in grid order (seed, scenario, method), none more than the submission window ahead
+    window = submission_window(ray_instance, task_options(ray_instance, config))
+    names = [m if isinstance(m, str) else m["name"] for m in METHODS]
+    grid = [(seed, scenario, name) for seed in config.seeds for scenario in config.scenarios for name in names]
+    finished = sorted(read_records(tmp_path / "out"), key=lambda r: r["finished_at"])
+    ahead = [grid.index((r["seed"], r["scenario"], r["method"])) - rank for rank, r in enumerate(finished)]
+    assert window == 2 and max(ahead) < window, ahead
     # a finished sweep on Ray skips every cell, like the local backend
     again = run_sweep(config, tmp_path / "out", tmp_path / "cache", progress=False, backend="ray")
     assert (again.ran, again.skipped) == (0, 20)

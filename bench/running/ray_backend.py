@@ -6,7 +6,8 @@ through the same worker state: :mod:`bench.tuning.ray`).
 Without an address a local Ray instance is started (and stopped at the end); with one
 the sweep joins that cluster. The graph: one task per original model (dataset, seed),
 one per retrained model (dataset, scenario, seed), and one per pending cell, which runs
-the method and its evaluation once the two models it needs exist. Every task asks for
+the method and its evaluation once the two models it needs exist; cells are submitted in
+grid order, a few ahead of the running ones (:func:`submission_window`). Every task asks for
 ``resources.cpus`` CPUs (its intra-op thread count, the same as the local backend's, so
 both give the same results) and, on a cluster with GPUs, ``resources.gpus`` GPUs.
 
@@ -181,11 +182,23 @@ def run_on_ray(config: SweepConfig, pending: list[Cell], out_dir: Path, cache: P
     return _run_graph(require_ray(), config, pending, out_dir.resolve(), cache.resolve(), progress)
 
 
+def submission_window(ray, options: dict[str, Any]) -> int:
+    """How many cells are submitted ahead: twice the tasks the cluster runs at once, so the
+    cells run in grid order (dataset, seed, scenario, method) as the local backend's do, and a
+    sweep cut short leaves whole groups finished, while no slot waits for work."""
+    resources = ray.cluster_resources()
+    slots = resources.get("CPU", 1) // max(options["num_cpus"], 1)
+    if options["num_gpus"]:
+        slots = min(slots, resources.get("GPU", 0) // options["num_gpus"])
+    return max(2, 2 * int(slots))
+
+
 def _run_graph(ray, config: SweepConfig, pending: list[Cell], out_dir: Path, cache: Path, progress: bool) -> list[dict[str, Any]]:
     options = task_options(ray, config)
     common = (config.model_dump_json(), str(cache), task_threads(config), str(out_dir))
     original, retrained, cells = {}, {}, {}
-    for cell in pending:
+
+    def submit(cell: Cell) -> None:
         name, seed, spec = cell.dataset.name, cell.seed, cell.scenario.spec
         if (name, seed) not in original:
             original[name, seed] = ray.remote(train_original).options(**options).remote(*common, name, seed)
@@ -195,12 +208,18 @@ def _run_graph(ray, config: SweepConfig, pending: list[Cell], out_dir: Path, cac
             *common, cell.cell_id, original[name, seed], retrained[name, spec, seed]
         )
         cells[ref] = cell
+
+    queue = list(reversed(pending))
+    window = submission_window(ray, options)
+    while queue and len(cells) < window:
+        submit(queue.pop())
     summaries = []
-    waiting = list(cells)
-    bar = tqdm(total=len(waiting), desc=f"sweep {config.sweep} (ray)", unit="cell", disable=not progress)
-    while waiting:
-        done, waiting = ray.wait(waiting, num_returns=1)
-        cell = cells[done[0]]
+    bar = tqdm(total=len(pending), desc=f"sweep {config.sweep} (ray)", unit="cell", disable=not progress)
+    while cells:
+        done, _ = ray.wait(list(cells), num_returns=1)
+        cell = cells.pop(done[0])
+        if queue:
+            submit(queue.pop())
         try:
             result = ray.get(done[0])
         except Exception as error:  # the task or a training it needed died: record it, go on
@@ -213,4 +232,3 @@ def _run_graph(ray, config: SweepConfig, pending: list[Cell], out_dir: Path, cac
         bar.update(1)
     bar.close()
     return summaries
-
