@@ -184,8 +184,8 @@ def run_on_ray(config: SweepConfig, pending: list[Cell], out_dir: Path, cache: P
 
 def submission_window(ray, options: dict[str, Any]) -> int:
     """How many cells are submitted ahead: twice the tasks the cluster runs at once, so the
-    cells run in grid order (dataset, seed, scenario, method) as the local backend's do, and a
-    sweep cut short leaves whole groups finished, while no slot waits for work."""
+    cells run in grid order (dataset, seed, scenario, method) as the local backend's do and a
+    sweep cut short leaves whole groups finished, while a slot that frees finds a cell queued."""
     resources = ray.cluster_resources()
     slots = resources.get("CPU", 1) // max(options["num_cpus"], 1)
     if options["num_gpus"]:
